@@ -1,0 +1,66 @@
+"""Settings: one dataclass, filled from `serve` flags or OPENPERSONALIZE_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+ENV_PREFIX = "OPENPERSONALIZE_"
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("data")
+    database_url: str | None = None  # default: SQLite (WAL) inside data_dir
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_local_root: Path | None = None
+    workers: int = 2
+    job_lease_seconds: float = 30.0  # a job whose worker stops renewing this long is retried
+    log_level: str = "info"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'metadata.db').resolve()}"
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        if self.access_key_id and self.secret_access_key:
+            return {self.access_key_id: self.secret_access_key}
+        return {}
+
+    @property
+    def auth_required(self) -> bool:
+        return bool(self.credentials)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+        """Defaults, then OPENPERSONALIZE_* variables, then explicit overrides (flags) that are not None."""
+        environ = dict(os.environ if environ is None else environ)
+        values: dict[str, object] = {}
+        for setting in fields(cls):
+            raw = environ.get(ENV_PREFIX + setting.name.upper())
+            if raw not in (None, ""):
+                values[setting.name] = _convert(setting.name, raw)
+        for name, value in overrides.items():
+            if value is not None:
+                values[name] = _convert(name, value)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _convert(name: str, value: object) -> object:
+    if name in ("port", "workers"):
+        return int(value)  # type: ignore[arg-type]
+    if name == "job_lease_seconds":
+        return float(value)  # type: ignore[arg-type]
+    if name in ("data_dir", "s3_local_root"):
+        return Path(str(value))
+    return value

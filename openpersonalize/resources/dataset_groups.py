@@ -1,0 +1,63 @@
+"""Dataset groups: the container of datasets, solutions, campaigns and the rest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from openpersonalize.context import Context
+from openpersonalize.errors import InvalidInputException, ResourceInUseException
+from openpersonalize.jobs import runner
+from openpersonalize.resources import lifecycle, tags
+from openpersonalize.store.database import ResourceRow
+
+KIND = lifecycle.Kind("dataset-group", "datasetGroupArn", "dataset group")
+
+
+def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
+    if request.get("roleArn") and not request.get("kmsKeyArn"):
+        raise InvalidInputException("roleArn is only valid together with kmsKeyArn.")
+    name = request["name"]
+    arn = context.arn(KIND.resource_type, name)
+    now = context.now()
+    attributes = {k: request[k] for k in ("roleArn", "kmsKeyArn", "domain") if k in request}
+    with context.database.transaction() as session:
+        lifecycle.insert(session, KIND, arn=arn, name=name, now=now,
+                         status=lifecycle.CREATE_PENDING, attributes=attributes)
+        tags.put_tags(session, arn, request.get("tags"))
+        runner.enqueue(session, "activate", arn, now)
+    return {"datasetGroupArn": arn, "domain": request.get("domain")}
+
+
+def describe(context: Context, request: dict[str, Any]) -> dict[str, Any]:
+    with context.database.transaction() as session:
+        row = lifecycle.get(session, KIND, request["datasetGroupArn"])
+        return {"datasetGroup": lifecycle.describe(row, KIND)}
+
+
+def list_(context: Context, request: dict[str, Any]) -> dict[str, Any]:
+    with context.database.transaction() as session:
+        rows, token = lifecycle.list_page(session, KIND, request)
+        return {"datasetGroups": [lifecycle.describe(row, KIND) for row in rows],
+                "nextToken": token}
+
+
+def delete(context: Context, request: dict[str, Any]) -> dict[str, Any]:
+    arn = request["datasetGroupArn"]
+    now = context.now()
+    with context.database.transaction() as session:
+        row = lifecycle.get(session, KIND, arn)
+        if row.status in lifecycle.DELETING:
+            raise ResourceInUseException(f"The dataset group {arn} is already being deleted.")
+        children = session.scalars(
+            select(ResourceRow.arn).where(ResourceRow.parent_arn == arn).limit(3)
+        ).all()
+        if children:
+            raise ResourceInUseException(
+                f"The dataset group {arn} still has resources ({', '.join(children)}); "
+                "delete them first."
+            )
+        lifecycle.set_status(row, lifecycle.DELETE_PENDING, now)
+        runner.enqueue(session, "delete", arn, now)
+    return {}

@@ -1,0 +1,169 @@
+"""Datasets: one per type in a dataset group, bound to a schema, holding imported Parquet data."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from openpersonalize import arns
+from openpersonalize.context import Context
+from openpersonalize.data.schema import check_schema_for_dataset, normalize_dataset_type
+from openpersonalize.errors import (
+    InvalidInputException,
+    ResourceAlreadyExistsException,
+    ResourceInUseException,
+)
+from openpersonalize.jobs import runner
+from openpersonalize.resources import dataset_groups, lifecycle, schemas, tags
+from openpersonalize.store.database import ResourceRow
+
+KIND = lifecycle.Kind("dataset", "datasetArn", "dataset", name_scoped_to_parent=True)
+UPDATE_PENDING, UPDATE_IN_PROGRESS = "UPDATE PENDING", "UPDATE IN_PROGRESS"
+
+
+def data_dir(context: Context, dataset_arn: str) -> Path:
+    """Where a dataset's Parquet files live: data/datasets/<group>/<TYPE>/."""
+    group, dataset_type = arns.parse(dataset_arn, KIND.resource_type).resource.split("/", 1)
+    return context.data_dir / "datasets" / group / dataset_type
+
+
+def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
+    dataset_type = normalize_dataset_type(request["datasetType"])
+    group_arn = request["datasetGroupArn"]
+    now = context.now()
+    with context.database.transaction() as session:
+        group = lifecycle.get(session, dataset_groups.KIND, group_arn)
+        lifecycle.require_status(group, dataset_groups.KIND, lifecycle.ACTIVE)
+        schema_row = lifecycle.get(session, schemas.KIND, request["schemaArn"])
+        _check_schema(schema_row, dataset_type, group)
+        arn = context.arn(KIND.resource_type, group.name, dataset_type.upper())
+        if lifecycle.find(session, arn) is not None:
+            raise ResourceAlreadyExistsException(
+                f"The dataset group {group_arn} already has a {dataset_type} dataset: {arn}"
+            )
+        attributes = {"datasetGroupArn": group_arn, "datasetType": dataset_type,
+                      "schemaArn": schema_row.arn, "files": [], "rowCount": 0}
+        lifecycle.insert(session, KIND, arn=arn, name=request["name"], now=now,
+                         status=lifecycle.CREATE_PENDING, parent_arn=group_arn,
+                         attributes=attributes)
+        tags.put_tags(session, arn, request.get("tags"))
+        runner.enqueue(session, "activate", arn, now)
+    return {"datasetArn": arn}
+
+
+def _check_schema(schema_row: ResourceRow, dataset_type: str, group: ResourceRow) -> None:
+    group_domain = group.attributes.get("domain")
+    schema_domain = schema_row.attributes.get("domain")
+    if group_domain != schema_domain:
+        raise InvalidInputException(
+            f"The schema {schema_row.arn} has domain {schema_domain or 'none'} but the dataset "
+            f"group {group.arn} has domain {group_domain or 'none'}; they must match."
+        )
+    check_schema_for_dataset(schemas.load(schema_row), dataset_type, group_domain)
+
+
+def describe(context: Context, request: dict[str, Any]) -> dict[str, Any]:
+    with context.database.transaction() as session:
+        row = lifecycle.get(session, KIND, request["datasetArn"])
+        return {"dataset": lifecycle.describe(row, KIND)}
+
+
+def list_(context: Context, request: dict[str, Any]) -> dict[str, Any]:
+    with context.database.transaction() as session:
+        group_arn = request.get("datasetGroupArn")
+        if group_arn:
+            lifecycle.get(session, dataset_groups.KIND, group_arn)
+        rows, token = lifecycle.list_page(session, KIND, request, parent_arn=group_arn)
+        return {"datasets": [lifecycle.describe(row, KIND) for row in rows], "nextToken": token}
+
+
+def delete(context: Context, request: dict[str, Any]) -> dict[str, Any]:
+    arn = request["datasetArn"]
+    now = context.now()
+    with context.database.transaction() as session:
+        row = lifecycle.get(session, KIND, arn)
+        if row.status in lifecycle.DELETING:
+            raise ResourceInUseException(f"The dataset {arn} is already being deleted.")
+        busy = _jobs_in_flight(session, arn)
+        if busy:
+            raise ResourceInUseException(
+                f"The dataset {arn} has import jobs in progress ({', '.join(busy)})."
+            )
+        lifecycle.set_status(row, lifecycle.DELETE_PENDING, now)
+        runner.enqueue(session, "delete", arn, now)
+    return {}
+
+
+def _jobs_in_flight(session: Any, dataset_arn: str) -> list[str]:
+    return list(session.scalars(
+        select(ResourceRow.arn).where(
+            ResourceRow.parent_arn == dataset_arn, ResourceRow.status.in_(lifecycle.IN_FLIGHT)
+        )
+    ))
+
+
+def update(context: Context, request: dict[str, Any]) -> dict[str, Any]:
+    """UpdateDataset: replace the schema with one that keeps every existing field."""
+    arn = request["datasetArn"]
+    now = context.now()
+    with context.database.transaction() as session:
+        row = lifecycle.get(session, KIND, arn)
+        lifecycle.require_status(row, KIND, lifecycle.ACTIVE)
+        pending = (row.attributes.get("latestDatasetUpdate") or {}).get("status")
+        if pending in (UPDATE_PENDING, UPDATE_IN_PROGRESS):
+            raise ResourceInUseException(f"The dataset {arn} is already being updated.")
+        group = lifecycle.get(session, dataset_groups.KIND, row.attributes["datasetGroupArn"])
+        new_row = lifecycle.get(session, schemas.KIND, request["schemaArn"])
+        _check_schema(new_row, row.attributes["datasetType"], group)
+        old_schema = schemas.load(lifecycle.get(session, schemas.KIND, row.attributes["schemaArn"]))
+        new_schema = schemas.load(new_row)
+        for field in old_schema.fields:
+            replacement = new_schema.field(field.name)
+            if replacement is None or replacement.type != field.type:
+                raise InvalidInputException(
+                    f"The new schema {new_row.arn} must keep field {field.name!r} of type "
+                    f"{field.type!r} from the dataset's current schema."
+                )
+        for field in new_schema.fields:
+            if old_schema.field(field.name) is None and not field.nullable and row.attributes["files"]:
+                raise InvalidInputException(
+                    f"Field {field.name!r} is new; it must be nullable (a union with \"null\") "
+                    "because the dataset already holds data without it."
+                )
+        update_record = {"schemaArn": new_row.arn, "status": UPDATE_PENDING,
+                         "creationDateTime": now, "lastUpdatedDateTime": now}
+        lifecycle.update_attributes(row, now, latestDatasetUpdate=update_record,
+                                    pendingSchemaArn=new_row.arn)
+        runner.enqueue(session, "dataset_update", arn, now)
+    return {"datasetArn": arn}
+
+
+def _run_update(job: runner.JobHandle) -> None:
+    context = job.context
+    with context.database.transaction() as session:
+        row = lifecycle.get(session, KIND, job.resource_arn)
+        record = dict(row.attributes["latestDatasetUpdate"])
+        record.update(status=lifecycle.ACTIVE, lastUpdatedDateTime=context.now())
+        lifecycle.update_attributes(row, context.now(), schemaArn=row.attributes["pendingSchemaArn"],
+                                    pendingSchemaArn=None, latestDatasetUpdate=record)
+
+
+def _fail_update(context: Context, arn: str, reason: str) -> None:
+    with context.database.transaction() as session:
+        row = lifecycle.find(session, arn)
+        if row is not None:
+            record = dict(row.attributes.get("latestDatasetUpdate") or {})
+            record.update(status=lifecycle.CREATE_FAILED, failureReason=reason,
+                          lastUpdatedDateTime=context.now())
+            lifecycle.update_attributes(row, context.now(), pendingSchemaArn=None,
+                                        latestDatasetUpdate=record)
+
+
+def remove_data(context: Context, row: ResourceRow) -> None:
+    shutil.rmtree(data_dir(context, row.arn), ignore_errors=True)
+
+
+runner.register("dataset_update", _run_update, _fail_update)

@@ -1,0 +1,214 @@
+"""The lifecycle every resource shares: statuses, allowed transitions, storage and description.
+
+A resource module declares a `Kind` and uses these functions; none of them
+knows about one resource type in particular.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from openpersonalize import arns
+from openpersonalize.errors import (
+    InvalidNextTokenException,
+    ResourceAlreadyExistsException,
+    ResourceInUseException,
+    ResourceNotFoundException,
+)
+from openpersonalize.store.database import ResourceRow
+
+CREATE_PENDING = "CREATE PENDING"
+CREATE_IN_PROGRESS = "CREATE IN_PROGRESS"
+ACTIVE = "ACTIVE"
+CREATE_FAILED = "CREATE FAILED"
+CREATE_STOPPING = "CREATE STOPPING"
+CREATE_STOPPED = "CREATE STOPPED"
+DELETE_PENDING = "DELETE PENDING"
+DELETE_IN_PROGRESS = "DELETE IN_PROGRESS"
+
+# Which status may follow which; anything else is a bug in the caller, not user error.
+TRANSITIONS: dict[str | None, set[str]] = {
+    None: {CREATE_PENDING, ACTIVE},
+    CREATE_PENDING: {CREATE_IN_PROGRESS, CREATE_FAILED, CREATE_STOPPED, DELETE_PENDING},
+    CREATE_IN_PROGRESS: {ACTIVE, CREATE_FAILED, CREATE_STOPPING, CREATE_PENDING},
+    CREATE_STOPPING: {CREATE_STOPPED, CREATE_FAILED},
+    ACTIVE: {DELETE_PENDING},
+    CREATE_FAILED: {DELETE_PENDING},
+    CREATE_STOPPED: {DELETE_PENDING},
+    DELETE_PENDING: {DELETE_IN_PROGRESS, ACTIVE, CREATE_FAILED},
+    DELETE_IN_PROGRESS: {ACTIVE, CREATE_FAILED},
+}
+IN_FLIGHT = (CREATE_PENDING, CREATE_IN_PROGRESS, CREATE_STOPPING)
+DELETING = (DELETE_PENDING, DELETE_IN_PROGRESS)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one resource type is named on the wire."""
+
+    resource_type: str  # the ARN's resource type, e.g. "dataset-group"
+    arn_key: str  # e.g. "datasetGroupArn"
+    label: str  # for messages, e.g. "dataset group"
+    name_key: str = "name"  # import jobs call it "jobName"
+    name_scoped_to_parent: bool = False  # dataset names are unique within their group only
+
+
+def insert(
+    session: Session,
+    kind: Kind,
+    *,
+    arn: str,
+    name: str,
+    now: float,
+    status: str | None,
+    parent_arn: str | None = None,
+    attributes: dict[str, Any] | None = None,
+) -> ResourceRow:
+    """Record a new resource; a second resource with the same name or ARN is refused.
+
+    The unique constraint decides races between two creates, so exactly one wins.
+    """
+    scope = (parent_arn or "") if kind.name_scoped_to_parent else ""
+    if _exists(session, kind, name, scope, arn):
+        raise ResourceAlreadyExistsException(f"A {kind.label} named {name} already exists: {arn}")
+    row = ResourceRow(
+        arn=arn,
+        resource_type=kind.resource_type,
+        name=name,
+        scope=scope,
+        parent_arn=parent_arn,
+        status=status,
+        created_at=now,
+        updated_at=now,
+        attributes=attributes or {},
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError as error:
+        raise ResourceAlreadyExistsException(
+            f"A {kind.label} named {name} already exists: {arn}"
+        ) from error
+    return row
+
+
+def _exists(session: Session, kind: Kind, name: str, scope: str, arn: str) -> bool:
+    same_name = (
+        (ResourceRow.resource_type == kind.resource_type)
+        & (ResourceRow.scope == scope)
+        & (ResourceRow.name == name)
+    )
+    query = select(func.count()).select_from(ResourceRow).where((ResourceRow.arn == arn) | same_name)
+    return bool(session.scalar(query))
+
+
+def get(session: Session, kind: Kind, arn: str, *, lock: bool = False) -> ResourceRow:
+    """The resource with this ARN; ResourceNotFoundException names the ARN when there is none."""
+    arns.parse(arn, kind.resource_type)
+    query = select(ResourceRow).where(
+        ResourceRow.arn == arn, ResourceRow.resource_type == kind.resource_type
+    )
+    if lock:
+        query = query.with_for_update()
+    row = session.scalar(query)
+    if row is None:
+        raise ResourceNotFoundException(f"Could not find {kind.label} {arn}")
+    return row
+
+
+def find(session: Session, arn: str) -> ResourceRow | None:
+    return session.get(ResourceRow, arn)
+
+
+def set_status(
+    row: ResourceRow, status: str, now: float, failure_reason: str | None = None
+) -> None:
+    if status != row.status and status not in TRANSITIONS.get(row.status, set()):
+        raise RuntimeError(f"{row.arn}: status {row.status!r} cannot become {status!r}")
+    row.status = status
+    row.failure_reason = failure_reason
+    row.updated_at = now
+
+
+def update_attributes(row: ResourceRow, now: float, **changes: Any) -> None:
+    # A new dict, so SQLAlchemy sees the JSON column changed.
+    row.attributes = {**row.attributes, **changes}
+    row.updated_at = now
+
+
+def remove(session: Session, row: ResourceRow) -> None:
+    session.execute(delete(ResourceRow).where(ResourceRow.arn == row.arn))
+
+
+def require_status(row: ResourceRow, kind: Kind, *allowed: str) -> None:
+    """Refuse to use a resource that is not in one of the allowed states."""
+    if row.status not in allowed:
+        raise ResourceInUseException(
+            f"The {kind.label} {row.arn} is {row.status}; it must be {' or '.join(allowed)}."
+        )
+
+
+def describe(row: ResourceRow, kind: Kind) -> dict[str, Any]:
+    """The resource as Describe/List return it (the wire layer drops members the shape lacks)."""
+    return {
+        **row.attributes,
+        kind.name_key: row.name,
+        kind.arn_key: row.arn,
+        "status": row.status,
+        "failureReason": row.failure_reason,
+        "creationDateTime": row.created_at,
+        "lastUpdatedDateTime": row.updated_at,
+    }
+
+
+def list_page(
+    session: Session,
+    kind: Kind,
+    request: dict[str, Any],
+    *,
+    parent_arn: str | None = None,
+) -> tuple[list[ResourceRow], str | None]:
+    """One page of resources of a kind (newest first), with the token for the next page."""
+    max_results = int(request.get("maxResults") or 100)
+    scope = f"{kind.resource_type}|{parent_arn or ''}"
+    offset = _decode_token(request.get("nextToken"), scope)
+    query = select(ResourceRow).where(ResourceRow.resource_type == kind.resource_type)
+    if parent_arn is not None:
+        query = query.where(ResourceRow.parent_arn == parent_arn)
+    query = query.order_by(ResourceRow.created_at.desc(), ResourceRow.arn)
+    rows = list(session.scalars(query.offset(offset).limit(max_results + 1)))
+    token = None
+    if len(rows) > max_results:
+        rows = rows[:max_results]
+        token = _encode_token(offset + max_results, scope)
+    return rows, token
+
+
+def _encode_token(offset: int, scope: str) -> str:
+    raw = json.dumps({"offset": offset, "scope": scope}).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode_token(token: str | None, scope: str) -> int:
+    if not token:
+        return 0
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
+        offset = int(decoded["offset"])
+        token_scope = decoded["scope"]
+    except (ValueError, KeyError, TypeError, binascii.Error) as error:
+        raise InvalidNextTokenException(f"The nextToken {token[:40]!r} is not valid.") from error
+    if token_scope != scope or offset < 0:
+        raise InvalidNextTokenException(
+            "The nextToken belongs to a different list request; repeat the request that returned it."
+        )
+    return offset

@@ -1,0 +1,309 @@
+"""The wire contract, read from botocore's service models.
+
+Nothing here is written per operation: each operation's input shape becomes a
+validator (compiled once, on first use) and its output shape drives
+serialization. boto3 checks only required members, types and minimums on the
+client side, so everything else (max, pattern, enum, unknown members) must be
+checked here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import botocore.session
+import regex
+from botocore.model import OperationModel, ServiceModel, Shape
+
+from openpersonalize.errors import InvalidInputException
+
+SERVICES = ("personalize", "personalize-runtime", "personalize-events")
+
+# A validator checks one value at one path and returns it converted
+# (timestamps to datetimes); problems are appended to the list it is given.
+Validator = Callable[[Any, str, list[str]], Any]
+
+
+@cache
+def service_model(service: str) -> ServiceModel:
+    return botocore.session.get_session().get_service_model(service)
+
+
+@dataclass(frozen=True)
+class Operation:
+    service: str
+    name: str
+    model: OperationModel
+
+    @property
+    def protocol(self) -> str:
+        return self.model.service_model.protocol
+
+    def error_status(self, code: str, default: int) -> int:
+        """HTTP status of a modeled error for this operation (REST services set it per error)."""
+        if default in (403, 500):  # authentication and internal failures, in every protocol
+            return default
+        if self.protocol == "json":  # the control plane answers every modeled error with 400
+            return 400
+        for shape in self.model.error_shapes:
+            if shape.name == code:
+                return int(shape.metadata.get("error", {}).get("httpStatusCode", default))
+        return default
+
+
+@cache
+def operations() -> dict[tuple[str, str], Operation]:
+    """Every operation of the three services, keyed by (service, operation name)."""
+    found = {}
+    for service in SERVICES:
+        model = service_model(service)
+        for name in model.operation_names:
+            found[(service, name)] = Operation(service, name, model.operation_model(name))
+    return found
+
+
+@cache
+def rest_routes() -> dict[tuple[str, str], Operation]:
+    """(method, path) -> operation for the REST-JSON services."""
+    routes = {}
+    for operation in operations().values():
+        if operation.protocol == "rest-json":
+            http = operation.model.http
+            routes[(http["method"], http["requestUri"])] = operation
+    return routes
+
+
+def validate_input(operation: Operation, body: Any) -> dict[str, Any]:
+    """Validate a decoded JSON body against the operation's input shape."""
+    problems: list[str] = []
+    value = _validator(operation.service, operation.name)(body, "", problems)
+    if problems:
+        count = len(problems)
+        noun = "error" if count == 1 else "errors"
+        raise InvalidInputException(f"{count} validation {noun} detected: " + "; ".join(problems))
+    return value or {}
+
+
+@cache
+def _validator(service: str, operation_name: str) -> Validator:
+    shape = service_model(service).operation_model(operation_name).input_shape
+    if shape is None:
+        return lambda value, path, problems: {}
+    return _compile(shape, {})
+
+
+def _compile(shape: Shape, compiled: dict[str, Validator]) -> Validator:
+    """Build the validator for a shape; recursive shapes reuse the entry being built."""
+    if shape.name in compiled:
+        return lambda value, path, problems: compiled[shape.name](value, path, problems)
+    kind = shape.type_name
+    if kind == "structure":
+        validator = _structure(shape, compiled)
+    elif kind == "list":
+        validator = _list(shape, compiled)
+    elif kind == "map":
+        validator = _map(shape, compiled)
+    elif kind == "string":
+        validator = _string(shape)
+    elif kind in ("integer", "long"):
+        validator = _number(shape, integral=True)
+    elif kind in ("float", "double"):
+        validator = _number(shape, integral=False)
+    elif kind == "boolean":
+        validator = _boolean
+    elif kind == "timestamp":
+        validator = _timestamp
+    else:
+        validator = _anything
+    compiled[shape.name] = validator
+    return validator
+
+
+def _at(path: str) -> str:
+    return path or "input"
+
+
+def _type_problem(value: Any, path: str, expected: str) -> str:
+    return f"Value {_show(value)} at '{_at(path)}' failed to satisfy constraint: Member must be {expected}"
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _structure(shape: Shape, compiled: dict[str, Validator]) -> Validator:
+    members: dict[str, Validator] = {}
+    compiled[shape.name] = lambda value, path, problems: structure(value, path, problems)
+    for name, member in shape.members.items():
+        members[name] = _compile(member, compiled)
+    required = tuple(shape.required_members)
+
+    def structure(value: Any, path: str, problems: list[str]) -> Any:
+        if not isinstance(value, dict):
+            problems.append(_type_problem(value, path, "an object"))
+            return None
+        result = {}
+        prefix = f"{path}." if path else ""
+        for name in required:
+            if value.get(name) is None:
+                problems.append(f"Value null at '{prefix}{name}' failed to satisfy constraint: "
+                                "Member must not be null")
+        for name, item in value.items():
+            if name not in members:
+                problems.append(f"Unknown parameter '{prefix}{name}': "
+                                f"must be one of {', '.join(members) or 'nothing'}")
+            elif item is not None:
+                result[name] = members[name](item, prefix + name, problems)
+        return result
+
+    return structure
+
+
+def _check_length(value: Any, shape: Shape, path: str, problems: list[str], what: str) -> None:
+    low, high = shape.metadata.get("min"), shape.metadata.get("max")
+    if low is not None and len(value) < low:
+        problems.append(f"Value {_show(value)} at '{_at(path)}' failed to satisfy constraint: "
+                        f"Member must have {what} greater than or equal to {low}")
+    if high is not None and len(value) > high:
+        problems.append(f"Value {_show(value)} at '{_at(path)}' failed to satisfy constraint: "
+                        f"Member must have {what} less than or equal to {high}")
+
+
+def _list(shape: Shape, compiled: dict[str, Validator]) -> Validator:
+    element = _compile(shape.member, compiled)
+
+    def validate(value: Any, path: str, problems: list[str]) -> Any:
+        if not isinstance(value, list):
+            problems.append(_type_problem(value, path, "a list"))
+            return None
+        _check_length(value, shape, path, problems, "length")
+        return [element(item, f"{path}.{index + 1}", problems) for index, item in enumerate(value)]
+
+    return validate
+
+
+def _map(shape: Shape, compiled: dict[str, Validator]) -> Validator:
+    key_validator = _compile(shape.key, compiled)
+    value_validator = _compile(shape.value, compiled)
+
+    def validate(value: Any, path: str, problems: list[str]) -> Any:
+        if not isinstance(value, dict):
+            problems.append(_type_problem(value, path, "a map"))
+            return None
+        _check_length(value, shape, path, problems, "length")
+        return {
+            key_validator(key, f"{path}.key", problems):
+                value_validator(item, f"{path}.{key}", problems)
+            for key, item in value.items()
+        }
+
+    return validate
+
+
+def _string(shape: Shape) -> Validator:
+    pattern = shape.metadata.get("pattern")
+    # Model patterns are sometimes unanchored at the end; the service treats them as whole-value.
+    compiled_pattern = regex.compile(pattern) if pattern else None
+    enum = tuple(shape.metadata.get("enum", ()))
+
+    def validate(value: Any, path: str, problems: list[str]) -> Any:
+        if not isinstance(value, str):
+            problems.append(_type_problem(value, path, "a string"))
+            return None
+        _check_length(value, shape, path, problems, "length")
+        if compiled_pattern is not None and not compiled_pattern.fullmatch(value):
+            problems.append(f"Value {_show(value)} at '{_at(path)}' failed to satisfy constraint: "
+                            f"Member must satisfy regular expression pattern: {pattern}")
+        if enum and value not in enum:
+            problems.append(f"Value {_show(value)} at '{_at(path)}' failed to satisfy constraint: "
+                            f"Member must satisfy enum value set: [{', '.join(enum)}]")
+        return value
+
+    return validate
+
+
+def _number(shape: Shape, *, integral: bool) -> Validator:
+    low, high = shape.metadata.get("min"), shape.metadata.get("max")
+
+    def validate(value: Any, path: str, problems: list[str]) -> Any:
+        ok_type = int if integral else (int, float)
+        if isinstance(value, bool) or not isinstance(value, ok_type):
+            problems.append(_type_problem(value, path, "an integer" if integral else "a number"))
+            return None
+        if not integral and not math.isfinite(value):
+            problems.append(_type_problem(value, path, "a finite number"))
+            return None
+        if low is not None and value < low:
+            problems.append(f"Value {value} at '{_at(path)}' failed to satisfy constraint: "
+                            f"Member must have value greater than or equal to {low}")
+        if high is not None and value > high:
+            problems.append(f"Value {value} at '{_at(path)}' failed to satisfy constraint: "
+                            f"Member must have value less than or equal to {high}")
+        return value
+
+    return validate
+
+
+def _boolean(value: Any, path: str, problems: list[str]) -> Any:
+    if not isinstance(value, bool):
+        problems.append(_type_problem(value, path, "a boolean"))
+        return None
+    return value
+
+
+def _timestamp(value: Any, path: str, problems: list[str]) -> Any:
+    """Both JSON protocols send timestamps as epoch seconds; accept ISO 8601 text too."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    problems.append(_type_problem(value, path, "a timestamp (epoch seconds)"))
+    return None
+
+
+def _anything(value: Any, path: str, problems: list[str]) -> Any:
+    return value
+
+
+def serialize_output(operation: Operation, result: dict[str, Any] | None) -> dict[str, Any]:
+    """Keep only the members the output shape defines, in wire form (timestamps as epoch seconds).
+
+    Handlers may return richer records (internal fields); the model decides what goes out.
+    """
+    shape = operation.model.output_shape
+    if shape is None or result is None:
+        return {}
+    return _serialize(shape, result)
+
+
+def _serialize(shape: Shape, value: Any) -> Any:
+    kind = shape.type_name
+    if kind == "structure":
+        out = {}
+        for name, member in shape.members.items():
+            item = value.get(name) if isinstance(value, dict) else None
+            if item is not None:
+                out[name] = _serialize(member, item)
+        return out
+    if kind == "list":
+        return [_serialize(shape.member, item) for item in value]
+    if kind == "map":
+        return {key: _serialize(shape.value, item) for key, item in value.items()}
+    if kind == "timestamp":
+        if isinstance(value, dt.datetime):
+            return value.timestamp()
+        return float(value)
+    if kind in ("float", "double"):
+        return float(value)
+    return value
