@@ -118,4 +118,4 @@ def test_timestamps_are_epoch_seconds(server: ServerProcess, personalize) -> Non
                                       json.dumps({"datasetGroupArn": arn}).encode())
     assert status == 200
     assert isinstance(body["datasetGroup"]["creationDateTime"], float)
-    assert headers["Content-Type"] == "application/x-amz-json-1.1"
+    assert {k.lower(): v for k, v in headers.items()}["content-type"] == "application/x-amz-json-1.1"

@@ -29,9 +29,11 @@ class ServerProcess:
     """`openpersonalize serve` as a child process; stopped (by its pid) with `stop()`."""
 
     def __init__(self, data_dir: Path, *, settings: dict[str, str] | None = None,
-                 access_key_id: str = "testing", secret_access_key: str = "testing") -> None:
+                 access_key_id: str = "testing", secret_access_key: str = "testing",
+                 environment: dict[str, str] | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.settings = dict(settings or {})
+        self.environment = dict(environment or {})  # extra variables, e.g. AWS credentials for S3
         self.access_key_id = access_key_id
         self.secret_access_key = secret_access_key
         self.port = free_port()
@@ -45,6 +47,7 @@ class ServerProcess:
     def start(self, timeout: float = 60.0) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         environment = {k: v for k, v in os.environ.items() if not k.startswith("OPENPERSONALIZE_")}
+        environment.update(self.environment)
         environment.update({f"OPENPERSONALIZE_{k.upper()}": str(v) for k, v in self.settings.items()})
         command = [sys.executable, "-m", "openpersonalize.cli", "serve", "--host", "127.0.0.1",
                    "--port", str(self.port), "--data-dir", str(self.data_dir)]
