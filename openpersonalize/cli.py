@@ -37,15 +37,20 @@ def serve(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     context = Context.open(settings)
-    pool = WorkerPool(dataclasses.asdict(settings), settings.workers,
-                      lease_seconds=settings.job_lease_seconds)
+    pool = WorkerPool(
+        dataclasses.asdict(settings), settings.workers, lease_seconds=settings.job_lease_seconds
+    )
     app = create_app(context, on_startup=[pool.start], on_shutdown=[pool.stop])
     logging.getLogger("openpersonalize").info(
         "serving Amazon Personalize API on http://%s:%s (data in %s, %d workers%s)",
-        settings.host, settings.port, settings.data_dir.resolve(), settings.workers,
+        settings.host,
+        settings.port,
+        settings.data_dir.resolve(),
+        settings.workers,
         ", SigV4 required" if settings.auth_required else ", no authentication",
     )
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
@@ -61,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     for setting in dataclasses.fields(Settings):
         flag = "--" + setting.name.replace("_", "-")
         serve_parser.add_argument(
-            flag, dest=setting.name, default=None,
+            flag,
+            dest=setting.name,
+            default=None,
             help=f"(env OPENPERSONALIZE_{setting.name.upper()}; default {setting.default})",
         )
     return parser

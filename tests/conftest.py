@@ -20,8 +20,9 @@ def s3_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory, s3_root: Path) -> Iterator[ServerProcess]:
-    with ServerProcess(tmp_path_factory.mktemp("server"),
-                       settings={"s3_local_root": str(s3_root)}) as running:
+    with ServerProcess(
+        tmp_path_factory.mktemp("server"), settings={"s3_local_root": str(s3_root)}
+    ) as running:
         yield running
 
 

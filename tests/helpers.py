@@ -8,26 +8,34 @@ from typing import Any
 
 from openpersonalize.testing.server import wait_for_status
 
-INTERACTIONS_SCHEMA = json.dumps({
-    "type": "record", "name": "Interactions", "namespace": "com.amazonaws.personalize.schema",
-    "fields": [
-        {"name": "USER_ID", "type": "string"},
-        {"name": "ITEM_ID", "type": "string"},
-        {"name": "TIMESTAMP", "type": "long"},
-        {"name": "EVENT_TYPE", "type": "string"},
-        {"name": "EVENT_VALUE", "type": ["null", "float"]},
-    ],
-    "version": "1.0",
-})
-ITEMS_SCHEMA = json.dumps({
-    "type": "record", "name": "Items", "namespace": "com.amazonaws.personalize.schema",
-    "fields": [
-        {"name": "ITEM_ID", "type": "string"},
-        {"name": "GENRES", "type": ["null", "string"], "categorical": True},
-        {"name": "PRICE", "type": "float"},
-    ],
-    "version": "1.0",
-})
+INTERACTIONS_SCHEMA = json.dumps(
+    {
+        "type": "record",
+        "name": "Interactions",
+        "namespace": "com.amazonaws.personalize.schema",
+        "fields": [
+            {"name": "USER_ID", "type": "string"},
+            {"name": "ITEM_ID", "type": "string"},
+            {"name": "TIMESTAMP", "type": "long"},
+            {"name": "EVENT_TYPE", "type": "string"},
+            {"name": "EVENT_VALUE", "type": ["null", "float"]},
+        ],
+        "version": "1.0",
+    }
+)
+ITEMS_SCHEMA = json.dumps(
+    {
+        "type": "record",
+        "name": "Items",
+        "namespace": "com.amazonaws.personalize.schema",
+        "fields": [
+            {"name": "ITEM_ID", "type": "string"},
+            {"name": "GENRES", "type": ["null", "string"], "categorical": True},
+            {"name": "PRICE", "type": "float"},
+        ],
+        "version": "1.0",
+    }
+)
 
 
 def unique(prefix: str) -> str:
@@ -45,23 +53,33 @@ def schema(client: Any, text: str = INTERACTIONS_SCHEMA, **extra: Any) -> str:
     return client.create_schema(name=unique("schema"), schema=text, **extra)["schemaArn"]
 
 
-def active_dataset(client: Any, group_arn: str, schema_arn: str,
-                   dataset_type: str = "Interactions") -> str:
-    arn = client.create_dataset(name=unique("ds"), datasetGroupArn=group_arn,
-                                schemaArn=schema_arn, datasetType=dataset_type)["datasetArn"]
+def active_dataset(
+    client: Any, group_arn: str, schema_arn: str, dataset_type: str = "Interactions"
+) -> str:
+    arn = client.create_dataset(
+        name=unique("ds"), datasetGroupArn=group_arn, schemaArn=schema_arn, datasetType=dataset_type
+    )["datasetArn"]
     status = wait_for_status(client.describe_dataset, "dataset", "datasetArn", arn)
     assert status["status"] == "ACTIVE", status
     return arn
 
 
-def run_import(client: Any, dataset_arn: str, location: str, mode: str = "FULL",
-               timeout: float = 300.0) -> dict[str, Any]:
+def run_import(
+    client: Any, dataset_arn: str, location: str, mode: str = "FULL", timeout: float = 300.0
+) -> dict[str, Any]:
     arn = client.create_dataset_import_job(
-        jobName=unique("import"), datasetArn=dataset_arn, dataSource={"dataLocation": location},
+        jobName=unique("import"),
+        datasetArn=dataset_arn,
+        dataSource={"dataLocation": location},
         importMode=mode,
     )["datasetImportJobArn"]
-    return wait_for_status(client.describe_dataset_import_job, "datasetImportJob",
-                           "datasetImportJobArn", arn, timeout=timeout)
+    return wait_for_status(
+        client.describe_dataset_import_job,
+        "datasetImportJob",
+        "datasetImportJobArn",
+        arn,
+        timeout=timeout,
+    )
 
 
 def error_code(error: Exception) -> str:

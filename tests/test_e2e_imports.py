@@ -13,7 +13,14 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
-from helpers import INTERACTIONS_SCHEMA, active_dataset, active_group, error_code, run_import, schema
+from helpers import (
+    INTERACTIONS_SCHEMA,
+    active_dataset,
+    active_group,
+    error_code,
+    run_import,
+    schema,
+)
 
 from openpersonalize.testing.server import ServerProcess, free_port, wait_for_status
 from openpersonalize.testing.synthetic import write_interactions_csv
@@ -22,8 +29,10 @@ HEADER = "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE,EVENT_VALUE\n"
 
 
 def _rows(count: int, start: int = 0) -> str:
-    return "".join(f"u{i % 50},i{i % 37},{1_700_000_000 + i},click,{i % 5}.5\n"
-                   for i in range(start, start + count))
+    return "".join(
+        f"u{i % 50},i{i % 37},{1_700_000_000 + i},click,{i % 5}.5\n"
+        for i in range(start, start + count)
+    )
 
 
 def _dataset_rows(server: ServerProcess, personalize, dataset_arn: str) -> int:  # type: ignore[no-untyped-def]
@@ -38,8 +47,12 @@ def interactions(personalize) -> str:  # type: ignore[no-untyped-def]
     return active_dataset(personalize, active_group(personalize), schema(personalize))
 
 
-def test_full_then_incremental_then_full(server, personalize, s3_root: Path,  # type: ignore[no-untyped-def]
-                                         interactions: str) -> None:
+def test_full_then_incremental_then_full(
+    server,
+    personalize,
+    s3_root: Path,  # type: ignore[no-untyped-def]
+    interactions: str,
+) -> None:
     bucket = s3_root / "bucket"
     bucket.mkdir(exist_ok=True)
     (bucket / "first.csv").write_text(HEADER + _rows(1500))
@@ -58,8 +71,12 @@ def test_full_then_incremental_then_full(server, personalize, s3_root: Path,  # 
     assert len(jobs) == 3 and {j["status"] for j in jobs} == {"ACTIVE"}
 
 
-def test_prefix_import_reads_every_csv(server, personalize, s3_root: Path,  # type: ignore[no-untyped-def]
-                                       interactions: str) -> None:
+def test_prefix_import_reads_every_csv(
+    server,
+    personalize,
+    s3_root: Path,  # type: ignore[no-untyped-def]
+    interactions: str,
+) -> None:
     folder = s3_root / "bucket" / "parts"
     folder.mkdir(parents=True, exist_ok=True)
     for index in range(3):
@@ -80,9 +97,14 @@ def test_prefix_import_reads_every_csv(server, personalize, s3_root: Path,  # ty
     ],
     ids=["bad-long", "missing-column", "extra-column", "too-few-rows", "missing-value"],
 )
-def test_bad_csv_fails_and_keeps_previous_data(server, personalize, s3_root: Path,  # type: ignore[no-untyped-def]
-                                               interactions: str, body: str,
-                                               expected: list[str]) -> None:
+def test_bad_csv_fails_and_keeps_previous_data(
+    server,
+    personalize,
+    s3_root: Path,  # type: ignore[no-untyped-def]
+    interactions: str,
+    body: str,
+    expected: list[str],
+) -> None:
     bucket = s3_root / "bucket"
     bucket.mkdir(exist_ok=True)
     (bucket / "good.csv").write_text(HEADER + _rows(1100))
@@ -102,19 +124,25 @@ def test_missing_file_and_bad_requests(personalize, interactions: str) -> None: 
     assert "s3://bucket/does-not-exist.csv" in job["failureReason"]
     with pytest.raises(ClientError) as caught:
         personalize.create_dataset_import_job(
-            jobName="first-incremental", datasetArn=interactions,
-            dataSource={"dataLocation": "s3://bucket/x.csv"}, importMode="INCREMENTAL")
+            jobName="first-incremental",
+            datasetArn=interactions,
+            dataSource={"dataLocation": "s3://bucket/x.csv"},
+            importMode="INCREMENTAL",
+        )
     assert error_code(caught.value) == "InvalidInputException"
     with pytest.raises(ClientError) as caught:
         personalize.create_dataset_import_job(
-            jobName="bad-location", datasetArn=interactions,
-            dataSource={"dataLocation": "ftp://bucket/x.csv"})
+            jobName="bad-location",
+            datasetArn=interactions,
+            dataSource={"dataLocation": "ftp://bucket/x.csv"},
+        )
     assert error_code(caught.value) == "InvalidInputException"
     with pytest.raises(ClientError) as caught:
         personalize.create_dataset_import_job(
             jobName="no-dataset",
             datasetArn="arn:aws:personalize:us-east-1:000000000000:dataset/none/INTERACTIONS",
-            dataSource={"dataLocation": "s3://bucket/x.csv"})
+            dataSource={"dataLocation": "s3://bucket/x.csv"},
+        )
     assert error_code(caught.value) == "ResourceNotFoundException"
 
 
@@ -123,8 +151,11 @@ def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real S3-compatible endpoint: moto's server, as a subprocess on loopback."""
     port = free_port()
     log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                                "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -141,21 +172,31 @@ def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_import_from_s3_compatible_endpoint(moto_s3: str, tmp_path: Path) -> None:
-    credentials = {"AWS_ACCESS_KEY_ID": "moto", "AWS_SECRET_ACCESS_KEY": "moto",
-                   "AWS_DEFAULT_REGION": "us-east-1"}
-    s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1",
-                      aws_access_key_id="moto", aws_secret_access_key="moto")
+    credentials = {
+        "AWS_ACCESS_KEY_ID": "moto",
+        "AWS_SECRET_ACCESS_KEY": "moto",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=moto_s3,
+        region_name="us-east-1",
+        aws_access_key_id="moto",
+        aws_secret_access_key="moto",
+    )
     s3.create_bucket(Bucket="training-data")
     csv_path = write_interactions_csv(tmp_path / "interactions.csv", 3000, seed=7)
     s3.upload_file(str(csv_path), "training-data", "events/2024/part-0.csv")
-    s3.put_object(Bucket="training-data", Key="events/2024/part-1.csv",
-                  Body=(HEADER + _rows(500)).encode())
+    s3.put_object(
+        Bucket="training-data", Key="events/2024/part-1.csv", Body=(HEADER + _rows(500)).encode()
+    )
     settings = {"s3_endpoint_url": moto_s3, "workers": "1"}
     # The server reads S3 with the default credential chain, here from its environment.
     with ServerProcess(tmp_path / "server", settings=settings, environment=credentials) as server:
         personalize = server.client()
-        dataset = active_dataset(personalize, active_group(personalize),
-                                 schema(personalize, INTERACTIONS_SCHEMA))
+        dataset = active_dataset(
+            personalize, active_group(personalize), schema(personalize, INTERACTIONS_SCHEMA)
+        )
         job = run_import(personalize, dataset, "s3://training-data/events/2024/part-0.csv")
         assert job["status"] == "ACTIVE", job
         assert _dataset_rows(server, personalize, dataset) == 3000
@@ -196,16 +237,22 @@ def test_restart_keeps_every_resource(tmp_path: Path) -> None:
             "schema": personalize.describe_schema(schemaArn=schema_arn)["schema"],
             "dataset": personalize.describe_dataset(datasetArn=dataset)["dataset"],
             "job": personalize.describe_dataset_import_job(
-                datasetImportJobArn=job["datasetImportJobArn"])["datasetImportJob"],
+                datasetImportJobArn=job["datasetImportJobArn"]
+            )["datasetImportJob"],
         }
         assert after == before
         assert personalize.list_tags_for_resource(resourceArn=group)["tags"] == [
-            {"tagKey": "k", "tagValue": "v"}]
+            {"tagKey": "k", "tagValue": "v"}
+        ]
         assert _dataset_rows(server, personalize, dataset) == 1000
         # and the restarted server still runs jobs
         again = run_import(personalize, dataset, "s3://b/data.csv", mode="INCREMENTAL")
         assert again["status"] == "ACTIVE"
-        assert wait_for_status(personalize.describe_dataset, "dataset", "datasetArn",
-                               dataset)["status"] == "ACTIVE"
+        assert (
+            wait_for_status(personalize.describe_dataset, "dataset", "datasetArn", dataset)[
+                "status"
+            ]
+            == "ACTIVE"
+        )
     finally:
         server.stop()

@@ -30,8 +30,9 @@ def test_dataset_group_lifecycle(personalize) -> None:  # type: ignore[no-untype
     assert created["domain"] == "ECOMMERCE"
     first = personalize.describe_dataset_group(datasetGroupArn=arn)["datasetGroup"]
     assert first["status"] in ("CREATE PENDING", "CREATE IN_PROGRESS", "ACTIVE")
-    described = wait_for_status(personalize.describe_dataset_group, "datasetGroup",
-                                "datasetGroupArn", arn)
+    described = wait_for_status(
+        personalize.describe_dataset_group, "datasetGroup", "datasetGroupArn", arn
+    )
     assert described["status"] == "ACTIVE" and described["name"] == name
     assert described["domain"] == "ECOMMERCE"
     assert described["creationDateTime"] <= described["lastUpdatedDateTime"]
@@ -71,8 +72,9 @@ def test_duplicate_and_unknown_and_bad_arns(personalize) -> None:  # type: ignor
 
 def test_role_needs_kms_key(personalize) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ClientError) as caught:
-        personalize.create_dataset_group(name=unique("dg"),
-                                         roleArn="arn:aws:iam::123456789012:role/r")
+        personalize.create_dataset_group(
+            name=unique("dg"), roleArn="arn:aws:iam::123456789012:role/r"
+        )
     assert error_code(caught.value) == "InvalidInputException"
     assert "kmsKeyArn" in caught.value.response["Error"]["Message"]
 
@@ -95,8 +97,12 @@ def test_racing_creates_give_exactly_one(personalize, server) -> None:  # type: 
     for thread in threads:
         thread.join()
     assert sorted(outcomes) == ["ResourceAlreadyExistsException"] * 7 + ["created"]
-    names = [g["name"] for g in personalize.get_paginator("list_dataset_groups").paginate()
-             .build_full_result()["datasetGroups"]]
+    names = [
+        g["name"]
+        for g in personalize.get_paginator("list_dataset_groups")
+        .paginate()
+        .build_full_result()["datasetGroups"]
+    ]
     assert names.count(name) == 1
 
 
@@ -141,13 +147,18 @@ def test_dataset_type_rules(personalize) -> None:  # type: ignore[no-untyped-def
     items_schema = schema(personalize, ITEMS_SCHEMA)
     # An Items schema cannot back an Interactions dataset: it lacks USER_ID and TIMESTAMP.
     with pytest.raises(ClientError) as caught:
-        personalize.create_dataset(name=unique("ds"), datasetGroupArn=group,
-                                   schemaArn=items_schema, datasetType="Interactions")
+        personalize.create_dataset(
+            name=unique("ds"),
+            datasetGroupArn=group,
+            schemaArn=items_schema,
+            datasetType="Interactions",
+        )
     assert error_code(caught.value) == "InvalidInputException"
     assert "USER_ID" in caught.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as caught:
-        personalize.create_dataset(name=unique("ds"), datasetGroupArn=group,
-                                   schemaArn=items_schema, datasetType="Gadgets")
+        personalize.create_dataset(
+            name=unique("ds"), datasetGroupArn=group, schemaArn=items_schema, datasetType="Gadgets"
+        )
     assert error_code(caught.value) == "InvalidInputException"
     dataset = active_dataset(personalize, group, items_schema, "items")
     assert dataset.endswith(f"dataset/{group.rsplit('/', 1)[1]}/ITEMS")
@@ -155,12 +166,17 @@ def test_dataset_type_rules(personalize) -> None:  # type: ignore[no-untyped-def
     assert described["datasetType"] == "Items" and described["schemaArn"] == items_schema
     # one dataset per type per group
     with pytest.raises(ClientError) as caught:
-        personalize.create_dataset(name=unique("ds"), datasetGroupArn=group,
-                                   schemaArn=items_schema, datasetType="Items")
+        personalize.create_dataset(
+            name=unique("ds"), datasetGroupArn=group, schemaArn=items_schema, datasetType="Items"
+        )
     assert error_code(caught.value) == "ResourceAlreadyExistsException"
     with pytest.raises(ClientError) as caught:
-        personalize.create_dataset(name=unique("ds"), datasetGroupArn=MISSING_GROUP,
-                                   schemaArn=items_schema, datasetType="Users")
+        personalize.create_dataset(
+            name=unique("ds"),
+            datasetGroupArn=MISSING_GROUP,
+            schemaArn=items_schema,
+            datasetType="Users",
+        )
     assert error_code(caught.value) == "ResourceNotFoundException"
     listed = personalize.list_datasets(datasetGroupArn=group)["datasets"]
     assert [d["datasetArn"] for d in listed] == [dataset]
@@ -207,8 +223,9 @@ def test_update_dataset_schema(personalize) -> None:  # type: ignore[no-untyped-
     narrower = json.loads(INTERACTIONS_SCHEMA)
     narrower["fields"] = narrower["fields"][:3]
     with pytest.raises(ClientError) as caught:
-        personalize.update_dataset(datasetArn=dataset, schemaArn=schema(personalize,
-                                                                        json.dumps(narrower)))
+        personalize.update_dataset(
+            datasetArn=dataset, schemaArn=schema(personalize, json.dumps(narrower))
+        )
     assert error_code(caught.value) == "InvalidInputException"
     assert "EVENT_TYPE" in caught.value.response["Error"]["Message"]
 
@@ -220,10 +237,13 @@ def test_tags(personalize) -> None:  # type: ignore[no-untyped-def]
     assert personalize.list_tags_for_resource(resourceArn=arn)["tags"] == [
         {"tagKey": "team", "tagValue": "search"}
     ]
-    personalize.tag_resource(resourceArn=arn, tags=[{"tagKey": "env", "tagValue": "prod"},
-                                                    {"tagKey": "team", "tagValue": "recs"}])
+    personalize.tag_resource(
+        resourceArn=arn,
+        tags=[{"tagKey": "env", "tagValue": "prod"}, {"tagKey": "team", "tagValue": "recs"}],
+    )
     assert personalize.list_tags_for_resource(resourceArn=arn)["tags"] == [
-        {"tagKey": "env", "tagValue": "prod"}, {"tagKey": "team", "tagValue": "recs"}
+        {"tagKey": "env", "tagValue": "prod"},
+        {"tagKey": "team", "tagValue": "recs"},
     ]
     personalize.untag_resource(resourceArn=arn, tagKeys=["env"])
     assert [t["tagKey"] for t in personalize.list_tags_for_resource(resourceArn=arn)["tags"]] == [
@@ -233,8 +253,9 @@ def test_tags(personalize) -> None:  # type: ignore[no-untyped-def]
         personalize.tag_resource(resourceArn=MISSING_GROUP, tags=[{"tagKey": "a", "tagValue": "b"}])
     assert error_code(caught.value) == "ResourceNotFoundException"
     with pytest.raises(ClientError) as caught:
-        personalize.tag_resource(resourceArn=arn, tags=[{"tagKey": f"k{i}", "tagValue": "v"}
-                                                        for i in range(60)])
+        personalize.tag_resource(
+            resourceArn=arn, tags=[{"tagKey": f"k{i}", "tagValue": "v"} for i in range(60)]
+        )
     assert error_code(caught.value) == "TooManyTagsException"
     with pytest.raises(ClientError) as caught:
         personalize.tag_resource(resourceArn=arn, tags=[{"tagKey": "bad<key>", "tagValue": "v"}])

@@ -56,12 +56,16 @@ def _raw_post(server: ServerProcess, target: str | None, body: bytes, path: str 
 
 
 def test_unknown_member_and_wrong_type(server: ServerProcess) -> None:
-    status, body, _ = _raw_post(server, "AmazonPersonalize.CreateDatasetGroup",
-                                json.dumps({"name": "ok", "color": "blue"}).encode())
+    status, body, _ = _raw_post(
+        server,
+        "AmazonPersonalize.CreateDatasetGroup",
+        json.dumps({"name": "ok", "color": "blue"}).encode(),
+    )
     assert status == 400 and body["__type"] == "InvalidInputException"
     assert "Unknown parameter 'color'" in body["message"]
-    status, body, _ = _raw_post(server, "AmazonPersonalize.ListDatasetGroups",
-                                json.dumps({"maxResults": "ten"}).encode())
+    status, body, _ = _raw_post(
+        server, "AmazonPersonalize.ListDatasetGroups", json.dumps({"maxResults": "ten"}).encode()
+    )
     assert status == 400 and "must be an integer" in body["message"]
 
 
@@ -105,8 +109,9 @@ def test_unbuilt_operation_names_itself(personalize) -> None:  # type: ignore[no
 def test_runtime_route_answers_with_rest_error(server: ServerProcess) -> None:
     runtime = server.client("personalize-runtime")
     with pytest.raises(ClientError) as caught:
-        runtime.get_recommendations(campaignArn="arn:aws:personalize:us-east-1:000000000000:campaign/x",
-                                    userId="u1")
+        runtime.get_recommendations(
+            campaignArn="arn:aws:personalize:us-east-1:000000000000:campaign/x", userId="u1"
+        )
     assert caught.value.response["Error"]["Code"] == "InvalidInputException"
     assert "GetRecommendations" in caught.value.response["Error"]["Message"]
     assert "x-amzn-requestid" in caught.value.response["ResponseMetadata"]["HTTPHeaders"]
@@ -114,8 +119,13 @@ def test_runtime_route_answers_with_rest_error(server: ServerProcess) -> None:
 
 def test_timestamps_are_epoch_seconds(server: ServerProcess, personalize) -> None:  # type: ignore[no-untyped-def]
     arn = personalize.create_dataset_group(name="epoch-check")["datasetGroupArn"]
-    status, body, headers = _raw_post(server, "AmazonPersonalize.DescribeDatasetGroup",
-                                      json.dumps({"datasetGroupArn": arn}).encode())
+    status, body, headers = _raw_post(
+        server,
+        "AmazonPersonalize.DescribeDatasetGroup",
+        json.dumps({"datasetGroupArn": arn}).encode(),
+    )
     assert status == 200
     assert isinstance(body["datasetGroup"]["creationDateTime"], float)
-    assert {k.lower(): v for k, v in headers.items()}["content-type"] == "application/x-amz-json-1.1"
+    assert {k.lower(): v for k, v in headers.items()}[
+        "content-type"
+    ] == "application/x-amz-json-1.1"

@@ -54,12 +54,15 @@ def test_job_of_a_lost_worker_is_run_again(tmp_path: Path) -> None:
 
 def test_job_out_of_attempts_fails_with_reason(tmp_path: Path) -> None:
     failures: list[tuple[str, str]] = []
-    runner.register("test-never", lambda job: None,
-                    lambda _ctx, arn, reason: failures.append((arn, reason)))
+    runner.register(
+        "test-never", lambda job: None, lambda _ctx, arn, reason: failures.append((arn, reason))
+    )
     clock = FakeClock()
     context = _context(tmp_path, clock)
     with context.database.transaction() as session:
-        runner.enqueue(session, "test-never", "arn:aws:personalize:r:1:x/z", clock(), max_attempts=1)
+        runner.enqueue(
+            session, "test-never", "arn:aws:personalize:r:1:x/z", clock(), max_attempts=1
+        )
     assert runner.Worker(context, lease_seconds=10).claim() is not None
     clock.now += 11
     runner.Worker(context, lease_seconds=10).recover_expired()

@@ -53,7 +53,9 @@ class JobHandle:
 
     def cancel_requested(self) -> bool:
         with self.context.database.transaction() as session:
-            return bool(session.scalar(select(JobRow.cancel_requested).where(JobRow.id == self.job_id)))
+            return bool(
+                session.scalar(select(JobRow.cancel_requested).where(JobRow.id == self.job_id))
+            )
 
     def check_cancelled(self) -> None:
         if self.cancel_requested():
@@ -71,19 +73,33 @@ class JobKind:
 JOB_KINDS: dict[str, JobKind] = {}
 
 
-def register(kind: str, run: Callable[[JobHandle], None], fail: Callable[[Context, str, str], None]) -> None:
+def register(
+    kind: str, run: Callable[[JobHandle], None], fail: Callable[[Context, str, str], None]
+) -> None:
     JOB_KINDS[kind] = JobKind(run=run, fail=fail)
 
 
 def enqueue(
-    session: Session, kind: str, resource_arn: str, now: float, payload: dict | None = None,
+    session: Session,
+    kind: str,
+    resource_arn: str,
+    now: float,
+    payload: dict | None = None,
     max_attempts: int = 2,
 ) -> None:
     """Queue a job inside the caller's transaction (so it exists exactly when its resource does)."""
-    session.add(JobRow(
-        kind=kind, resource_arn=resource_arn, state=QUEUED, payload=payload or {},
-        attempts=0, max_attempts=max_attempts, created_at=now, updated_at=now,
-    ))
+    session.add(
+        JobRow(
+            kind=kind,
+            resource_arn=resource_arn,
+            state=QUEUED,
+            payload=payload or {},
+            attempts=0,
+            max_attempts=max_attempts,
+            created_at=now,
+            updated_at=now,
+        )
+    )
 
 
 def request_cancel(session: Session, resource_arn: str) -> None:
@@ -137,19 +153,31 @@ class Worker:
             claimed = session.execute(
                 update(JobRow)
                 .where(JobRow.id == job.id, JobRow.state == QUEUED)
-                .values(state=RUNNING, lease_owner=self.owner,
-                        lease_expires=now + self.lease_seconds,
-                        attempts=JobRow.attempts + 1, updated_at=now)
+                .values(
+                    state=RUNNING,
+                    lease_owner=self.owner,
+                    lease_expires=now + self.lease_seconds,
+                    attempts=JobRow.attempts + 1,
+                    updated_at=now,
+                )
             ).rowcount
             if claimed != 1:
                 return None
-            return JobHandle(self.context, job.id, job.kind, job.resource_arn, dict(job.payload),
-                             job.attempts + 1)
+            return JobHandle(
+                self.context,
+                job.id,
+                job.kind,
+                job.resource_arn,
+                dict(job.payload),
+                job.attempts + 1,
+            )
 
     def execute(self, job: JobHandle) -> None:
         kind = JOB_KINDS.get(job.kind)
         stop_heartbeat = threading.Event()
-        heartbeat = threading.Thread(target=self._heartbeat, args=(job, stop_heartbeat), daemon=True)
+        heartbeat = threading.Thread(
+            target=self._heartbeat, args=(job, stop_heartbeat), daemon=True
+        )
         heartbeat.start()
         state, error = DONE, None
         try:
@@ -160,8 +188,13 @@ class Worker:
             state = FAILED
             error = str(exc) or type(exc).__name__
             if not isinstance(exc, JobCancelled):
-                log.error("%s %s failed: %s\n%s", job.kind, job.resource_arn, error,
-                          traceback.format_exc())
+                log.error(
+                    "%s %s failed: %s\n%s",
+                    job.kind,
+                    job.resource_arn,
+                    error,
+                    traceback.format_exc(),
+                )
                 if kind is not None:
                     kind.fail(self.context, job.resource_arn, error)
         finally:
@@ -169,9 +202,15 @@ class Worker:
             heartbeat.join()
         with self.context.database.transaction() as session:
             session.execute(
-                update(JobRow).where(JobRow.id == job.job_id, JobRow.lease_owner == self.owner)
-                .values(state=state, error=error, lease_owner=None, lease_expires=None,
-                        updated_at=self.context.now())
+                update(JobRow)
+                .where(JobRow.id == job.job_id, JobRow.lease_owner == self.owner)
+                .values(
+                    state=state,
+                    error=error,
+                    lease_owner=None,
+                    lease_expires=None,
+                    updated_at=self.context.now(),
+                )
             )
 
     def _heartbeat(self, job: JobHandle, stop: threading.Event) -> None:
@@ -179,7 +218,8 @@ class Worker:
             try:
                 with self.context.database.transaction() as session:
                     session.execute(
-                        update(JobRow).where(JobRow.id == job.job_id, JobRow.lease_owner == self.owner)
+                        update(JobRow)
+                        .where(JobRow.id == job.job_id, JobRow.lease_owner == self.owner)
                         .values(lease_expires=self.context.now() + self.lease_seconds)
                     )
             except Exception:
@@ -195,12 +235,16 @@ class Worker:
             ).all()
             for job in expired:
                 if job.attempts >= job.max_attempts or job.cancel_requested:
-                    reason = (f"The worker running this job stopped (attempt {job.attempts} of "
-                              f"{job.max_attempts}); giving up.")
+                    reason = (
+                        f"The worker running this job stopped (attempt {job.attempts} of "
+                        f"{job.max_attempts}); giving up."
+                    )
                     job.state, job.error = FAILED, reason
                     failed.append((job.kind, job.resource_arn, reason))
                 else:
-                    log.warning("job %s for %s lost its worker; queued again", job.id, job.resource_arn)
+                    log.warning(
+                        "job %s for %s lost its worker; queued again", job.id, job.resource_arn
+                    )
                     job.state = QUEUED
                 job.lease_owner, job.lease_expires, job.updated_at = None, None, now
         for kind_name, resource_arn, reason in failed:
@@ -220,8 +264,9 @@ def worker_main(settings_dict: dict, parent_pid: int, lease_seconds: float) -> N
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops us with SIGTERM
     settings = Settings(**settings_dict)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s [worker] %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s [worker] %(message)s"
+    )
     context = Context.open(settings)
     worker = Worker(context, lease_seconds=lease_seconds)
     signal.signal(signal.SIGTERM, lambda *_: worker.stopping.set())
@@ -241,8 +286,10 @@ class WorkerPool:
         spawn = multiprocessing.get_context("spawn")
         for index in range(self.count):
             process = spawn.Process(
-                target=worker_main, name=f"openpersonalize-worker-{index}",
-                args=(self.settings_dict, os.getpid(), self.lease_seconds), daemon=True,
+                target=worker_main,
+                name=f"openpersonalize-worker-{index}",
+                args=(self.settings_dict, os.getpid(), self.lease_seconds),
+                daemon=True,
             )
             process.start()
             self.processes.append(process)

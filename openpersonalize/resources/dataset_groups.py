@@ -23,8 +23,15 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     now = context.now()
     attributes = {k: request[k] for k in ("roleArn", "kmsKeyArn", "domain") if k in request}
     with context.database.transaction() as session:
-        lifecycle.insert(session, KIND, arn=arn, name=name, now=now,
-                         status=lifecycle.CREATE_PENDING, attributes=attributes)
+        lifecycle.insert(
+            session,
+            KIND,
+            arn=arn,
+            name=name,
+            now=now,
+            status=lifecycle.CREATE_PENDING,
+            attributes=attributes,
+        )
         tags.put_tags(session, arn, request.get("tags"))
         runner.enqueue(session, "activate", arn, now)
     return {"datasetGroupArn": arn, "domain": request.get("domain")}
@@ -39,8 +46,10 @@ def describe(context: Context, request: dict[str, Any]) -> dict[str, Any]:
 def list_(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     with context.database.transaction() as session:
         rows, token = lifecycle.list_page(session, KIND, request)
-        return {"datasetGroups": [lifecycle.describe(row, KIND) for row in rows],
-                "nextToken": token}
+        return {
+            "datasetGroups": [lifecycle.describe(row, KIND) for row in rows],
+            "nextToken": token,
+        }
 
 
 def delete(context: Context, request: dict[str, Any]) -> dict[str, Any]:

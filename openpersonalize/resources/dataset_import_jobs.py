@@ -19,8 +19,9 @@ from openpersonalize.jobs import runner
 from openpersonalize.resources import datasets, lifecycle, schemas, tags
 from openpersonalize.store.database import ResourceRow
 
-KIND = lifecycle.Kind("dataset-import-job", "datasetImportJobArn", "dataset import job",
-                      name_key="jobName")
+KIND = lifecycle.Kind(
+    "dataset-import-job", "datasetImportJobArn", "dataset import job", name_key="jobName"
+)
 # The service refuses Interactions imports smaller than this (Developer Guide, quotas).
 MIN_INTERACTIONS_PER_IMPORT = 1000
 
@@ -38,9 +39,11 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     with context.database.transaction() as session:
         dataset = lifecycle.get(session, datasets.KIND, request["datasetArn"])
         lifecycle.require_status(dataset, datasets.KIND, lifecycle.ACTIVE)
-        busy = session.scalars(select(ResourceRow.arn).where(
-            ResourceRow.parent_arn == dataset.arn, ResourceRow.status.in_(lifecycle.IN_FLIGHT)
-        )).first()
+        busy = session.scalars(
+            select(ResourceRow.arn).where(
+                ResourceRow.parent_arn == dataset.arn, ResourceRow.status.in_(lifecycle.IN_FLIGHT)
+            )
+        ).first()
         if busy:
             raise ResourceInUseException(
                 f"The dataset {dataset.arn} already has an import job in progress: {busy}"
@@ -57,9 +60,16 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
             "importMode": mode,
             "publishAttributionMetricsToS3": request.get("publishAttributionMetricsToS3"),
         }
-        lifecycle.insert(session, KIND, arn=arn, name=name, now=now,
-                         status=lifecycle.CREATE_PENDING, parent_arn=dataset.arn,
-                         attributes=attributes)
+        lifecycle.insert(
+            session,
+            KIND,
+            arn=arn,
+            name=name,
+            now=now,
+            status=lifecycle.CREATE_PENDING,
+            parent_arn=dataset.arn,
+            attributes=attributes,
+        )
         tags.put_tags(session, arn, request.get("tags"))
         runner.enqueue(session, "dataset_import", arn, now)
     return {"datasetImportJobArn": arn}
@@ -77,8 +87,10 @@ def list_(context: Context, request: dict[str, Any]) -> dict[str, Any]:
         if dataset_arn:
             lifecycle.get(session, datasets.KIND, dataset_arn)
         rows, token = lifecycle.list_page(session, KIND, request, parent_arn=dataset_arn)
-        return {"datasetImportJobs": [lifecycle.describe(row, KIND) for row in rows],
-                "nextToken": token}
+        return {
+            "datasetImportJobs": [lifecycle.describe(row, KIND) for row in rows],
+            "nextToken": token,
+        }
 
 
 def _run(job: runner.JobHandle) -> None:
@@ -99,11 +111,14 @@ def _run(job: runner.JobHandle) -> None:
         sources = resolve_data_location(
             location,
             s3_endpoint_url=context.settings.s3_endpoint_url,
-            s3_local_root=str(context.settings.s3_local_root) if context.settings.s3_local_root else None,
+            s3_local_root=str(context.settings.s3_local_root)
+            if context.settings.s3_local_root
+            else None,
             scratch_dir=scratch,
         )
-        result = import_csv(sources, schema, output,
-                            progress=lambda fraction: job.progress(fraction, location))
+        result = import_csv(
+            sources, schema, output, progress=lambda fraction: job.progress(fraction, location)
+        )
         if dataset_type == "Interactions" and result.row_count < MIN_INTERACTIONS_PER_IMPORT:
             raise ImportFailed(
                 f"{location} has {result.row_count} interaction records; an Interactions import "
@@ -120,8 +135,9 @@ def _run(job: runner.JobHandle) -> None:
     job.progress(1.0, f"imported {result.row_count} rows into {dataset.arn}")
 
 
-def _swap_in(context: Context, job_arn: str, dataset_arn: str, files: list[str],
-             row_count: int) -> set[str]:
+def _swap_in(
+    context: Context, job_arn: str, dataset_arn: str, files: list[str], row_count: int
+) -> set[str]:
     """Point the dataset at the new files and mark the job ACTIVE, in one transaction."""
     now = context.now()
     with context.database.transaction() as session:

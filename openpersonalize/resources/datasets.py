@@ -44,11 +44,23 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
             raise ResourceAlreadyExistsException(
                 f"The dataset group {group_arn} already has a {dataset_type} dataset: {arn}"
             )
-        attributes = {"datasetGroupArn": group_arn, "datasetType": dataset_type,
-                      "schemaArn": schema_row.arn, "files": [], "rowCount": 0}
-        lifecycle.insert(session, KIND, arn=arn, name=request["name"], now=now,
-                         status=lifecycle.CREATE_PENDING, parent_arn=group_arn,
-                         attributes=attributes)
+        attributes = {
+            "datasetGroupArn": group_arn,
+            "datasetType": dataset_type,
+            "schemaArn": schema_row.arn,
+            "files": [],
+            "rowCount": 0,
+        }
+        lifecycle.insert(
+            session,
+            KIND,
+            arn=arn,
+            name=request["name"],
+            now=now,
+            status=lifecycle.CREATE_PENDING,
+            parent_arn=group_arn,
+            attributes=attributes,
+        )
         tags.put_tags(session, arn, request.get("tags"))
         runner.enqueue(session, "activate", arn, now)
     return {"datasetArn": arn}
@@ -98,11 +110,13 @@ def delete(context: Context, request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _jobs_in_flight(session: Any, dataset_arn: str) -> list[str]:
-    return list(session.scalars(
-        select(ResourceRow.arn).where(
-            ResourceRow.parent_arn == dataset_arn, ResourceRow.status.in_(lifecycle.IN_FLIGHT)
+    return list(
+        session.scalars(
+            select(ResourceRow.arn).where(
+                ResourceRow.parent_arn == dataset_arn, ResourceRow.status.in_(lifecycle.IN_FLIGHT)
+            )
         )
-    ))
+    )
 
 
 def update(context: Context, request: dict[str, Any]) -> dict[str, Any]:
@@ -128,15 +142,24 @@ def update(context: Context, request: dict[str, Any]) -> dict[str, Any]:
                     f"{field.type!r} from the dataset's current schema."
                 )
         for field in new_schema.fields:
-            if old_schema.field(field.name) is None and not field.nullable and row.attributes["files"]:
+            if (
+                old_schema.field(field.name) is None
+                and not field.nullable
+                and row.attributes["files"]
+            ):
                 raise InvalidInputException(
-                    f"Field {field.name!r} is new; it must be nullable (a union with \"null\") "
+                    f'Field {field.name!r} is new; it must be nullable (a union with "null") '
                     "because the dataset already holds data without it."
                 )
-        update_record = {"schemaArn": new_row.arn, "status": UPDATE_PENDING,
-                         "creationDateTime": now, "lastUpdatedDateTime": now}
-        lifecycle.update_attributes(row, now, latestDatasetUpdate=update_record,
-                                    pendingSchemaArn=new_row.arn)
+        update_record = {
+            "schemaArn": new_row.arn,
+            "status": UPDATE_PENDING,
+            "creationDateTime": now,
+            "lastUpdatedDateTime": now,
+        }
+        lifecycle.update_attributes(
+            row, now, latestDatasetUpdate=update_record, pendingSchemaArn=new_row.arn
+        )
         runner.enqueue(session, "dataset_update", arn, now)
     return {"datasetArn": arn}
 
@@ -147,8 +170,13 @@ def _run_update(job: runner.JobHandle) -> None:
         row = lifecycle.get(session, KIND, job.resource_arn)
         record = dict(row.attributes["latestDatasetUpdate"])
         record.update(status=lifecycle.ACTIVE, lastUpdatedDateTime=context.now())
-        lifecycle.update_attributes(row, context.now(), schemaArn=row.attributes["pendingSchemaArn"],
-                                    pendingSchemaArn=None, latestDatasetUpdate=record)
+        lifecycle.update_attributes(
+            row,
+            context.now(),
+            schemaArn=row.attributes["pendingSchemaArn"],
+            pendingSchemaArn=None,
+            latestDatasetUpdate=record,
+        )
 
 
 def _fail_update(context: Context, arn: str, reason: str) -> None:
@@ -156,10 +184,14 @@ def _fail_update(context: Context, arn: str, reason: str) -> None:
         row = lifecycle.find(session, arn)
         if row is not None:
             record = dict(row.attributes.get("latestDatasetUpdate") or {})
-            record.update(status=lifecycle.CREATE_FAILED, failureReason=reason,
-                          lastUpdatedDateTime=context.now())
-            lifecycle.update_attributes(row, context.now(), pendingSchemaArn=None,
-                                        latestDatasetUpdate=record)
+            record.update(
+                status=lifecycle.CREATE_FAILED,
+                failureReason=reason,
+                lastUpdatedDateTime=context.now(),
+            )
+            lifecycle.update_attributes(
+                row, context.now(), pendingSchemaArn=None, latestDatasetUpdate=record
+            )
 
 
 def remove_data(context: Context, row: ResourceRow) -> None:

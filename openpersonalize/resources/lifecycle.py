@@ -107,7 +107,9 @@ def _exists(session: Session, kind: Kind, name: str, scope: str, arn: str) -> bo
         & (ResourceRow.scope == scope)
         & (ResourceRow.name == name)
     )
-    query = select(func.count()).select_from(ResourceRow).where((ResourceRow.arn == arn) | same_name)
+    query = (
+        select(func.count()).select_from(ResourceRow).where((ResourceRow.arn == arn) | same_name)
+    )
     return bool(session.scalar(query))
 
 

@@ -22,8 +22,9 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     attributes = {"schema": request["schema"], "domain": request.get("domain")}
     with context.database.transaction() as session:
         # Schemas have no status on the wire: usable as soon as they exist.
-        lifecycle.insert(session, KIND, arn=arn, name=name, now=context.now(), status=None,
-                         attributes=attributes)
+        lifecycle.insert(
+            session, KIND, arn=arn, name=name, now=context.now(), status=None, attributes=attributes
+        )
     return {"schemaArn": arn}
 
 
@@ -50,8 +51,11 @@ def delete(context: Context, request: dict[str, Any]) -> dict[str, Any]:
         datasets = session.scalars(
             select(ResourceRow).where(ResourceRow.resource_type == "dataset")
         ).all()
-        users = [d.arn for d in datasets if arn in (d.attributes.get("schemaArn"),
-                                                    d.attributes.get("pendingSchemaArn"))]
+        users = [
+            d.arn
+            for d in datasets
+            if arn in (d.attributes.get("schemaArn"), d.attributes.get("pendingSchemaArn"))
+        ]
         if users:
             raise ResourceInUseException(
                 f"The schema {arn} is used by {', '.join(users[:3])}; delete those datasets first."

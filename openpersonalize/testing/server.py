@@ -28,9 +28,15 @@ def free_port() -> int:
 class ServerProcess:
     """`openpersonalize serve` as a child process; stopped (by its pid) with `stop()`."""
 
-    def __init__(self, data_dir: Path, *, settings: dict[str, str] | None = None,
-                 access_key_id: str = "testing", secret_access_key: str = "testing",
-                 environment: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        settings: dict[str, str] | None = None,
+        access_key_id: str = "testing",
+        secret_access_key: str = "testing",
+        environment: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.settings = dict(settings or {})
         self.environment = dict(environment or {})  # extra variables, e.g. AWS credentials for S3
@@ -48,12 +54,25 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         environment = {k: v for k, v in os.environ.items() if not k.startswith("OPENPERSONALIZE_")}
         environment.update(self.environment)
-        environment.update({f"OPENPERSONALIZE_{k.upper()}": str(v) for k, v in self.settings.items()})
-        command = [sys.executable, "-m", "openpersonalize.cli", "serve", "--host", "127.0.0.1",
-                   "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        environment.update(
+            {f"OPENPERSONALIZE_{k.upper()}": str(v) for k, v in self.settings.items()}
+        )
+        command = [
+            sys.executable,
+            "-m",
+            "openpersonalize.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+        ]
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                        env=environment)
+        self.process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=environment
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -108,9 +127,14 @@ class ServerProcess:
         self.stop()
 
 
-def wait_for_status(describe: Any, envelope: str, arn_key: str, arn: str,
-                    statuses: tuple[str, ...] = ("ACTIVE", "CREATE FAILED"),
-                    timeout: float = 120.0) -> dict[str, Any]:
+def wait_for_status(
+    describe: Any,
+    envelope: str,
+    arn_key: str,
+    arn: str,
+    statuses: tuple[str, ...] = ("ACTIVE", "CREATE FAILED"),
+    timeout: float = 120.0,
+) -> dict[str, Any]:
     """Poll a Describe call until the resource reaches one of `statuses`; return its description."""
     deadline = time.monotonic() + timeout
     while True:

@@ -39,8 +39,9 @@ class InternalFailure(ServiceError):
     http_status = 500
 
 
-def create_app(context: Context, on_startup: list[Any] | None = None,
-               on_shutdown: list[Any] | None = None) -> Starlette:
+def create_app(
+    context: Context, on_startup: list[Any] | None = None, on_shutdown: list[Any] | None = None
+) -> Starlette:
     table = handlers()
 
     @asynccontextmanager
@@ -85,8 +86,13 @@ def create_app(context: Context, on_startup: list[Any] | None = None,
             return _error(operation, error, request_id)
         except Exception:
             log.exception("request %s failed", request_id)
-            return _error(operation, InternalFailure("The server could not complete the request "
-                                                     f"(request id {request_id})."), request_id)
+            return _error(
+                operation,
+                InternalFailure(
+                    f"The server could not complete the request (request id {request_id})."
+                ),
+                request_id,
+            )
 
     routes = [
         Route("/health", health, methods=["GET"]),
@@ -123,8 +129,9 @@ def _decode(body: bytes) -> Any:
 
 def _success(operation: model.Operation, body: dict[str, Any], request_id: str) -> Response:
     media_type = JSON_11 if operation.protocol == "json" else "application/json"
-    return Response(json.dumps(body), media_type=media_type,
-                    headers={"x-amzn-RequestId": request_id})
+    return Response(
+        json.dumps(body), media_type=media_type, headers={"x-amzn-RequestId": request_id}
+    )
 
 
 def _error(operation: model.Operation | None, error: ServiceError, request_id: str) -> Response:
@@ -135,5 +142,9 @@ def _error(operation: model.Operation | None, error: ServiceError, request_id: s
     rest = operation is not None and operation.protocol == "rest-json"
     headers = {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": error.code}
     body = {"__type": error.code, "message": error.message}
-    return Response(json.dumps(body), status_code=status,
-                    media_type="application/json" if rest else JSON_11, headers=headers)
+    return Response(
+        json.dumps(body),
+        status_code=status,
+        media_type="application/json" if rest else JSON_11,
+        headers=headers,
+    )

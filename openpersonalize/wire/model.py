@@ -152,12 +152,16 @@ def _structure(shape: Shape, compiled: dict[str, Validator]) -> Validator:
         prefix = f"{path}." if path else ""
         for name in required:
             if value.get(name) is None:
-                problems.append(f"Value null at '{prefix}{name}' failed to satisfy constraint: "
-                                "Member must not be null")
+                problems.append(
+                    f"Value null at '{prefix}{name}' failed to satisfy constraint: "
+                    "Member must not be null"
+                )
         for name, item in value.items():
             if name not in members:
-                problems.append(f"Unknown parameter '{prefix}{name}': "
-                                f"must be one of {', '.join(members) or 'nothing'}")
+                problems.append(
+                    f"Unknown parameter '{prefix}{name}': "
+                    f"must be one of {', '.join(members) or 'nothing'}"
+                )
             elif item is not None:
                 result[name] = members[name](item, prefix + name, problems)
         return result
@@ -168,11 +172,15 @@ def _structure(shape: Shape, compiled: dict[str, Validator]) -> Validator:
 def _check_length(value: Any, shape: Shape, path: str, problems: list[str], what: str) -> None:
     low, high = shape.metadata.get("min"), shape.metadata.get("max")
     if low is not None and len(value) < low:
-        problems.append(f"Value {_show(value)} at '{_at(path)}' failed to satisfy constraint: "
-                        f"Member must have {what} greater than or equal to {low}")
+        problems.append(
+            f"Value {_show(value)} at '{_at(path)}' failed to satisfy constraint: "
+            f"Member must have {what} greater than or equal to {low}"
+        )
     if high is not None and len(value) > high:
-        problems.append(f"Value {_show(value)} at '{_at(path)}' failed to satisfy constraint: "
-                        f"Member must have {what} less than or equal to {high}")
+        problems.append(
+            f"Value {_show(value)} at '{_at(path)}' failed to satisfy constraint: "
+            f"Member must have {what} less than or equal to {high}"
+        )
 
 
 def _list(shape: Shape, compiled: dict[str, Validator]) -> Validator:
@@ -198,8 +206,9 @@ def _map(shape: Shape, compiled: dict[str, Validator]) -> Validator:
             return None
         _check_length(value, shape, path, problems, "length")
         return {
-            key_validator(key, f"{path}.key", problems):
-                value_validator(item, f"{path}.{key}", problems)
+            key_validator(key, f"{path}.key", problems): value_validator(
+                item, f"{path}.{key}", problems
+            )
             for key, item in value.items()
         }
 
@@ -218,11 +227,15 @@ def _string(shape: Shape) -> Validator:
             return None
         _check_length(value, shape, path, problems, "length")
         if compiled_pattern is not None and not compiled_pattern.fullmatch(value):
-            problems.append(f"Value {_show(value)} at '{_at(path)}' failed to satisfy constraint: "
-                            f"Member must satisfy regular expression pattern: {pattern}")
+            problems.append(
+                f"Value {_show(value)} at '{_at(path)}' failed to satisfy constraint: "
+                f"Member must satisfy regular expression pattern: {pattern}"
+            )
         if enum and value not in enum:
-            problems.append(f"Value {_show(value)} at '{_at(path)}' failed to satisfy constraint: "
-                            f"Member must satisfy enum value set: [{', '.join(enum)}]")
+            problems.append(
+                f"Value {_show(value)} at '{_at(path)}' failed to satisfy constraint: "
+                f"Member must satisfy enum value set: [{', '.join(enum)}]"
+            )
         return value
 
     return validate
@@ -240,11 +253,15 @@ def _number(shape: Shape, *, integral: bool) -> Validator:
             problems.append(_type_problem(value, path, "a finite number"))
             return None
         if low is not None and value < low:
-            problems.append(f"Value {value} at '{_at(path)}' failed to satisfy constraint: "
-                            f"Member must have value greater than or equal to {low}")
+            problems.append(
+                f"Value {value} at '{_at(path)}' failed to satisfy constraint: "
+                f"Member must have value greater than or equal to {low}"
+            )
         if high is not None and value > high:
-            problems.append(f"Value {value} at '{_at(path)}' failed to satisfy constraint: "
-                            f"Member must have value less than or equal to {high}")
+            problems.append(
+                f"Value {value} at '{_at(path)}' failed to satisfy constraint: "
+                f"Member must have value less than or equal to {high}"
+            )
         return value
 
     return validate
@@ -260,14 +277,14 @@ def _boolean(value: Any, path: str, problems: list[str]) -> Any:
 def _timestamp(value: Any, path: str, problems: list[str]) -> Any:
     """Both JSON protocols send timestamps as epoch seconds; accept ISO 8601 text too."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+        return dt.datetime.fromtimestamp(value, dt.UTC)
     if isinstance(value, str):
         try:
             parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             pass
         else:
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
     problems.append(_type_problem(value, path, "a timestamp (epoch seconds)"))
     return None
 
