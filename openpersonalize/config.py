@@ -43,7 +43,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
-        """Defaults, then OPENPERSONALIZE_* variables, then explicit overrides (flags) that are not None."""
+        """Defaults, then OPENPERSONALIZE_* variables, then flags (overrides that are not None)."""
         environ = dict(os.environ if environ is None else environ)
         values: dict[str, object] = {}
         for setting in fields(cls):

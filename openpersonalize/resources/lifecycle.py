@@ -211,6 +211,7 @@ def _decode_token(token: str | None, scope: str) -> int:
         raise InvalidNextTokenException(f"The nextToken {token[:40]!r} is not valid.") from error
     if token_scope != scope or offset < 0:
         raise InvalidNextTokenException(
-            "The nextToken belongs to a different list request; repeat the request that returned it."
+            "The nextToken belongs to a different list request; "
+            "repeat the request that returned it."
         )
     return offset

@@ -129,7 +129,10 @@ def _at(path: str) -> str:
 
 
 def _type_problem(value: Any, path: str, expected: str) -> str:
-    return f"Value {_show(value)} at '{_at(path)}' failed to satisfy constraint: Member must be {expected}"
+    return (
+        f"Value {_show(value)} at '{_at(path)}' failed to satisfy constraint: "
+        f"Member must be {expected}"
+    )
 
 
 def _show(value: Any) -> str:
