@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -156,15 +155,25 @@ def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    endpoint = f"http://127.0.0.1:{port}"
+    probe = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="moto",
+        aws_secret_access_key="moto",
+    )
+    deadline = time.monotonic() + 60
+    while True:  # ready once it answers a real S3 call, not merely accepts connections
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            probe.list_buckets()
             break
-        except OSError:
-            time.sleep(0.1)
+        except Exception:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise
+            time.sleep(0.2)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield endpoint
     finally:
         process.terminate()
         process.wait(10)

@@ -67,6 +67,7 @@ _EXPECTED = {
     "boolean": "a boolean (lower-case true or false)",
 }
 _SHOW_CHARS = 40  # how much of a bad value an error message quotes
+_SCAN_CHUNK = 8 << 20  # bytes per read when looking for a bad row's line
 
 
 @dataclass(frozen=True)
@@ -259,13 +260,19 @@ def _batches(
 ) -> Iterator[pa.RecordBatch]:
     """Stream the file's record batches, every column as a string."""
     read_options = pacsv.ReadOptions(block_size=block_size, use_threads=True)
+    parse_options = pacsv.ParseOptions(newlines_in_values=NIV)
     convert_options = pacsv.ConvertOptions(
         column_types={name: pa.string() for name in header},
         strings_can_be_null=False,  # empty stays "", so nullability is ours to judge
     )
     rows = 0
     try:
-        reader = pacsv.open_csv(stream, read_options=read_options, convert_options=convert_options)
+        reader = pacsv.open_csv(
+            stream,
+            read_options=read_options,
+            parse_options=parse_options,
+            convert_options=convert_options,
+        )
         if reader.schema.names != header:
             raise ImportFailed(f"{source.name}: could not read the header row")
         while True:
@@ -413,42 +420,82 @@ def _not_a(value: str | None, type_name: str) -> str:
 # -------------------------------------------------------------- slow paths for errors
 
 
-def _rows_with_lines(source: CsvSource) -> Iterator[tuple[int, list[str]]]:
-    """(first line number, fields) of each data row, skipping empty lines like Arrow.
+def _data_rows(source: CsvSource, skip: int = 0) -> Iterator[tuple[int, bytes]]:
+    """(first line number, raw bytes) of each data row from index ``skip`` on.
 
-    Python's csv module follows quoted values across line ends, so line numbers
-    stay right even then; Arrow is read with its default newlines_in_values=False,
-    which assumes values hold no line breaks (a quoted one that falls on a block
-    boundary may then be misread, and be reported here by its line).
+    Rows are split the way Arrow splits them: empty lines are skipped, and a line
+    break inside a quoted value continues the row (tracked by the parity of quote
+    characters, which doubled quotes inside a value leave unchanged). Line breaks
+    are "\n" or "\r\n" (a file using lone "\r" gets wrong line numbers). Rows
+    before ``skip`` are counted a whole chunk at a time where the chunk is plain
+    (no quotes, no empty lines): this runs only when reporting an error, but a
+    bad row near the end of a 20M-row file should not take minutes.
     """
+    header_seen = False
+    index = 0  # data rows seen
+    number = 0  # lines seen
+    row: list[bytes] = []  # lines of a row under way
+    row_start = 0
     with source.open() as raw:
-        text = io.TextIOWrapper(
-            io.BufferedReader(_CountingReader(raw), buffer_size=1 << 20),
-            encoding="utf-8",
-            errors="surrogateescape",  # keep going; invalid bytes are checked per field
-            newline="",
-        )
-        reader = csv.reader(text)
-        previous = 0
-        header_seen = False
-        for row in reader:
-            start = previous + 1
-            previous = reader.line_num
-            if not row:
-                continue
-            if not header_seen:
-                header_seen = True
-                continue
-            yield start, row
+        tail = b""
+        while True:
+            chunk = raw.read(_SCAN_CHUNK)
+            data = tail + chunk if tail else chunk
+            if chunk:
+                cut = data.rfind(b"\n") + 1
+                data, tail = data[:cut], data[cut:]
+            else:
+                tail = b""
+            if not data:
+                if chunk:
+                    continue  # a line longer than a chunk: read on
+                break
+            plain = (
+                header_seen
+                and not row
+                and b'"' not in data
+                and b"\n\n" not in data
+                and b"\n\r\n" not in data
+                and not data.startswith((b"\n", b"\r\n"))
+            )
+            if plain:
+                n = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+                if index + n <= skip:
+                    index += n
+                    number += n
+                    continue
+            lines = data.split(b"\n")
+            if data.endswith(b"\n"):
+                lines.pop()  # the empty string after the last line break
+            for line in lines:
+                number += 1
+                if not row:
+                    if not line.strip(b"\r"):
+                        continue  # an empty line is not a row
+                    row_start = number
+                row.append(line)
+                if b'"' in line and b"\n".join(row).count(b'"') % 2:
+                    continue  # inside a quoted value: the row goes on
+                if not header_seen:
+                    header_seen = True
+                elif index >= skip:
+                    yield row_start, b"\n".join(row)
+                    index += 1
+                else:
+                    index += 1
+                row = []
+            if not chunk:
+                break
+        if row and header_seen and index >= skip:
+            yield row_start, b"\n".join(row)  # an unterminated quote runs to the end
 
 
 def _line_of_row(source: CsvSource, row_index: int) -> int | None:
-    """Line number (1-based, header is line 1 unless preceded by blank lines) of a data row."""
+    """Line number (1-based; the header is line 1) of a data row; None if unreadable."""
     try:
-        for i, (line, _row) in enumerate(_rows_with_lines(source)):
-            if i == row_index:
-                return line
-    except (OSError, csv.Error):
+        for line, _row in _data_rows(source, skip=row_index):
+            return line
+    except OSError:
         return None
     return None
 
@@ -456,17 +503,18 @@ def _line_of_row(source: CsvSource, row_index: int) -> int | None:
 def _diagnose(source: CsvSource, n_columns: int, rows_before: int, exc: Exception) -> str:
     """Reason for a file Arrow could not parse: find the offending line if we can."""
     try:
-        for line, row in _rows_with_lines(source):
-            if len(row) != n_columns:
+        # Arrow converted every row before ``rows_before``; the problem lies after.
+        for line, raw in _data_rows(source, skip=rows_before):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return f"{source.name} line {line}: the data is not valid UTF-8"
+            fields = next(csv.reader([text.rstrip("\r")]), [])
+            if len(fields) != n_columns:
                 return (
                     f"{source.name} line {line}: expected {n_columns} columns "
-                    f"as in the header, found {len(row)}"
+                    f"as in the header, found {len(fields)}"
                 )
-            for value in row:
-                try:
-                    value.encode("utf-8")
-                except UnicodeEncodeError:
-                    return f"{source.name} line {line}: the data is not valid UTF-8"
     except csv.Error as csv_exc:
         return f"{source.name}: could not parse CSV: {csv_exc}"
     except OSError as os_exc:
@@ -532,3 +580,4 @@ class _Progress:
             self._callback(1.0)
             return
         self._callback(min(self._done_before[index + 1] / self._total, 1.0))
+NIV = False

@@ -150,6 +150,7 @@ class Worker:
             )
             if job is None:
                 return None
+            attempt = job.attempts + 1  # read before the update refreshes `job`
             claimed = session.execute(
                 update(JobRow)
                 .where(JobRow.id == job.id, JobRow.state == QUEUED)
@@ -164,12 +165,7 @@ class Worker:
             if claimed != 1:
                 return None
             return JobHandle(
-                self.context,
-                job.id,
-                job.kind,
-                job.resource_arn,
-                dict(job.payload),
-                job.attempts + 1,
+                self.context, job.id, job.kind, job.resource_arn, dict(job.payload), attempt
             )
 
     def execute(self, job: JobHandle) -> None:
