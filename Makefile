@@ -18,11 +18,11 @@ serve: $(STAMP)
 	$(BIN)/openpersonalize serve --host $${OPENPERSONALIZE_HOST:-127.0.0.1} --port $${OPENPERSONALIZE_PORT:-8080} --data-dir $${OPENPERSONALIZE_DATA_DIR:-data}
 
 test: $(STAMP)
-	$(BIN)/ruff check openpersonalize tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider; status=$$?; if [ $$status -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$status
 
 lint: $(STAMP)
-	$(BIN)/ruff check openpersonalize tests benchmarks
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf $(VENV) data

@@ -206,6 +206,29 @@ def test_line_numbers_count_blank_lines(tmp_path: Path, interactions: Schema) ->
     assert reason == 's3://b/x.csv line 10, column EVENT_VALUE: "x" is not a float'
 
 
+def test_quoted_line_breaks_across_blocks(tmp_path: Path, interactions: Schema) -> None:
+    body = []
+    line = 2
+    for i in range(3000):
+        if i == 2500:
+            body.append("u1,i1,later,click,1\n")
+            bad_line = line
+        event = '"multi\nline ""event"""' if i % 7 == 0 else "click"
+        body.append(f"u{i},i{i},{1_700_000_000 + i},{event},1\n")
+        line += 2 if i % 7 == 0 else 1
+    text = HEADER + "".join(body)
+    reason = failure(tmp_path, interactions, text, block_size=8 << 10)
+    assert reason == f's3://b/x.csv line {bad_line}, column TIMESTAMP: "later" is not a long'
+
+    good = _write(tmp_path / "good.csv", HEADER + "".join(body[:2500]))
+    result = import_csv([source(good)], interactions, tmp_path / "good", block_size=8 << 10)
+    events = read_dataset(result.files).column("EVENT_TYPE").to_pylist()
+    assert len(events) == 2500 and events[7] == 'multi\nline "event"' and events[8] == "click"
+
+    reason = failure(tmp_path, interactions, HEADER + "".join(body[:10]) + 'u1,"a\nb"\n')
+    assert reason == f"s3://b/x.csv line {2 + 10 + 2}: expected 5 columns as in the header, found 2"
+
+
 def test_empty_value_in_non_nullable_field(tmp_path: Path, interactions: Schema) -> None:
     reason = failure(tmp_path, interactions, HEADER + rows(3) + ",i1,1,click,1\n")
     assert reason == "s3://b/x.csv line 5, column USER_ID: missing value (expected a string)"

@@ -1,0 +1,324 @@
+"""Import speed: CSV -> Parquet time and peak memory per data set.
+
+Each import runs in a fresh subprocess so its peak RSS is its own; the time is
+measured around ``resolve_data_location`` + ``import_csv`` only (preparing the
+CSV and starting Python are not timed). Data sets: MovieLens ml-latest-small
+ratings, the Retail Demo Store interactions (read gzipped, as uploaded), and
+generated files of 1M and 20M rows.
+
+    python benchmarks/import_speed.py            # print a Markdown table
+    python benchmarks/import_speed.py --write    # also update docs/benchmarks.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = REPO / ".." / "shared" / "datasets"
+DOC = REPO / "docs" / "benchmarks.md"
+START, END = "<!-- import_speed:start -->", "<!-- import_speed:end -->"
+BUCKET = "bench"
+
+# Targets on the 2-core reference machine.
+TARGET_1M_SECONDS = 10.0
+TARGET_20M_SECONDS = 180.0
+TARGET_20M_RSS_MIB = 4096.0
+
+INTERACTIONS_RATINGS = {
+    "type": "record",
+    "name": "Interactions",
+    "namespace": "com.amazonaws.personalize.schema",
+    "fields": [
+        {"name": "USER_ID", "type": "string"},
+        {"name": "ITEM_ID", "type": "string"},
+        {"name": "TIMESTAMP", "type": "long"},
+        {"name": "EVENT_VALUE", "type": ["null", "float"]},
+    ],
+    "version": "1.0",
+}
+
+# Matches the file's header: ITEM_ID,USER_ID,EVENT_TYPE,TIMESTAMP,DISCOUNT (Yes/No).
+INTERACTIONS_RETAIL = {
+    "type": "record",
+    "name": "Interactions",
+    "namespace": "com.amazonaws.personalize.schema",
+    "fields": [
+        {"name": "USER_ID", "type": "string"},
+        {"name": "ITEM_ID", "type": "string"},
+        {"name": "TIMESTAMP", "type": "long"},
+        {"name": "EVENT_TYPE", "type": "string"},
+        {"name": "DISCOUNT", "type": "string", "categorical": True},
+    ],
+    "version": "1.0",
+}
+
+
+@dataclass
+class Case:
+    """One data set, ready to import from the local S3 root."""
+
+    label: str
+    key: str  # object key under the benchmark bucket
+    schema: str  # Avro schema JSON
+
+
+@dataclass
+class Figures:
+    label: str
+    rows: int
+    seconds: float
+    peak_rss_mib: float
+
+
+# ---------------------------------------------------------------- preparing data
+
+
+def prepare(root: Path, generated: list[int]) -> list[Case]:
+    """Write every available data set under ``root/BUCKET`` (not timed)."""
+    from openpersonalize.testing.synthetic import INTERACTIONS_SCHEMA_JSON, write_interactions_csv
+
+    bucket = root / BUCKET
+    bucket.mkdir(parents=True, exist_ok=True)
+    cases: list[Case] = []
+
+    ratings = DATASETS / "ml-latest-small" / "ratings.csv"
+    if ratings.is_file():
+        _convert_ratings(ratings, bucket / "ml-latest-small.csv")
+        cases.append(
+            Case("ml-latest-small ratings", "ml-latest-small.csv", json.dumps(INTERACTIONS_RATINGS))
+        )
+    else:
+        print(f"skipping ml-latest-small: {ratings} not found", file=sys.stderr)
+
+    retail = DATASETS / "retail-demo-store" / "interactions.csv.gz"
+    if retail.is_file():
+        (bucket / "retail-demo-store.csv.gz").symlink_to(retail.resolve())
+        cases.append(
+            Case(
+                "Retail Demo Store interactions (gzip)",
+                "retail-demo-store.csv.gz",
+                json.dumps(INTERACTIONS_RETAIL),
+            )
+        )
+    else:
+        print(f"skipping retail-demo-store: {retail} not found", file=sys.stderr)
+
+    for n in generated:
+        started = time.perf_counter()
+        write_interactions_csv(bucket / f"generated-{n}.csv", n, seed=0)
+        print(f"generated {n:,} rows in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        label = f"generated {_short(n)} rows"
+        cases.append(Case(label, f"generated-{n}.csv", INTERACTIONS_SCHEMA_JSON))
+    return cases
+
+
+def _convert_ratings(source: Path, dest: Path) -> None:
+    """userId,movieId,rating,timestamp -> our column names (header order kept)."""
+    import pyarrow.csv as pacsv
+
+    table = pacsv.read_csv(source)
+    renamed = {"userId": "USER_ID", "movieId": "ITEM_ID", "rating": "EVENT_VALUE"}
+    renamed["timestamp"] = "TIMESTAMP"
+    table = table.rename_columns([renamed[n] for n in table.column_names])
+    pacsv.write_csv(table, dest, pacsv.WriteOptions(quoting_style="none"))
+    text = dest.read_bytes()
+    header_end = text.index(b"\n")
+    dest.write_bytes(text[:header_end].replace(b'"', b"") + text[header_end:])
+
+
+def _short(n: int) -> str:
+    if n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    if n % 1000 == 0:
+        return f"{n // 1000}k"
+    return f"{n:,}"
+
+
+# ------------------------------------------------------------------------ measuring
+
+
+def measure(root: Path, case: Case, work: Path) -> Figures:
+    """Import one data set in a fresh Python process; returns its own figures."""
+    schema_path = work / f"{case.key}.schema.json"
+    schema_path.write_text(case.schema)
+    out_dir = work / f"{case.key}.out"
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", str(root)]
+    command += [case.key, str(schema_path), str(out_dir)]
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"import of {case.label} failed:\n{done.stdout}\n{done.stderr}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return Figures(case.label, result["rows"], result["seconds"], result["peak_rss_mib"])
+
+
+def child(root: str, key: str, schema_path: str, out_dir: str) -> None:
+    """The measured import (runs in the subprocess); prints one JSON line."""
+    from openpersonalize.data.importer import import_csv
+    from openpersonalize.data.schema import parse_schema
+    from openpersonalize.data.sources import resolve_data_location
+
+    schema = parse_schema(Path(schema_path).read_text())
+    started = time.perf_counter()
+    sources = resolve_data_location(
+        f"s3://{BUCKET}/{key}",
+        s3_endpoint_url=None,
+        s3_local_root=root,
+        scratch_dir=Path(out_dir + ".scratch"),
+    )
+    result = import_csv(sources, schema, Path(out_dir))
+    seconds = time.perf_counter() - started
+    # ru_maxrss is in KiB on Linux: the whole process's peak, interpreter included.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"rows": result.row_count, "seconds": seconds, "peak_rss_mib": peak}))
+
+
+# ------------------------------------------------------------------------ reporting
+
+
+def machine() -> str:
+    """nproc, RAM, CPU model, Python/pyarrow versions and the date."""
+    import pyarrow
+
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = "unknown RAM"
+    try:
+        match = re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text())
+        if match:
+            ram = f"{int(match.group(1)) / 1024 ** 2:.1f} GiB RAM"
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    return (
+        f"{cores} cores ({cpu}), {ram}; Python {platform.python_version()}, "
+        f"pyarrow {pyarrow.__version__}; {date}"
+    )
+
+
+def table(figures: list[Figures]) -> str:
+    lines = [
+        "| data set | rows | seconds | peak RSS MiB | rows/s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for f in figures:
+        rate = f.rows / f.seconds if f.seconds > 0 else float("inf")
+        lines.append(
+            f"| {f.label} | {f.rows:,} | {f.seconds:.2f} | {f.peak_rss_mib:,.0f} | {rate:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def check_targets(figures: list[Figures]) -> list[str]:
+    """One line per target that applies: met or missed."""
+    verdicts = []
+    for f in figures:
+        if f.rows == 1_000_000 and f.label.startswith("generated"):
+            ok = f.seconds < TARGET_1M_SECONDS
+            verdicts.append(
+                f"{'met' if ok else 'MISSED'}: 1M rows in {f.seconds:.1f} s "
+                f"(target < {TARGET_1M_SECONDS:.0f} s)"
+            )
+        if f.rows == 20_000_000 and f.label.startswith("generated"):
+            ok = f.seconds < TARGET_20M_SECONDS and f.peak_rss_mib < TARGET_20M_RSS_MIB
+            verdicts.append(
+                f"{'met' if ok else 'MISSED'}: 20M rows in {f.seconds:.1f} s, peak RSS "
+                f"{f.peak_rss_mib:,.0f} MiB (target < {TARGET_20M_SECONDS:.0f} s and "
+                f"< {TARGET_20M_RSS_MIB / 1024:.0f} GiB)"
+            )
+    return verdicts
+
+
+def section(figures: list[Figures], verdicts: list[str]) -> str:
+    body = [
+        START,
+        "## Import speed (CSV -> Parquet)",
+        "",
+        "`python benchmarks/import_speed.py --write`: `resolve_data_location` + `import_csv` "
+        "per data set, each in a fresh process (peak RSS is that process's, Python and "
+        "pyarrow included); preparing the CSVs is not timed.",
+        "",
+        f"Machine: {machine()}.",
+        "",
+        table(figures),
+        "",
+        *[f"- {v}" for v in verdicts],
+        END,
+    ]
+    return "\n".join(body)
+
+
+def write_doc(text: str) -> None:
+    """Replace our section of docs/benchmarks.md (create the file if missing)."""
+    if DOC.exists():
+        current = DOC.read_text()
+    else:
+        current = "# Benchmarks\n"
+    if START in current and END in current:
+        before = current.split(START, 1)[0]
+        after = current.split(END, 1)[1]
+        updated = before + text + after
+    else:
+        updated = current.rstrip("\n") + "\n\n" + text + "\n"
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(updated)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument(
+        "--generated",
+        type=int,
+        nargs="*",
+        default=[1_000_000, 20_000_000],
+        help="sizes of the generated data sets (rows)",
+    )
+    parser.add_argument("--child", nargs=4, metavar=("ROOT", "KEY", "SCHEMA", "OUT"))
+    args = parser.parse_args(argv)
+    if args.child:
+        child(*args.child)
+        return 0
+
+    sys.path.insert(0, str(REPO))
+    figures: list[Figures] = []
+    with tempfile.TemporaryDirectory(prefix="import-speed-") as tmp:
+        root, work = Path(tmp, "s3"), Path(tmp, "work")
+        work.mkdir()
+        for case in prepare(root, args.generated):
+            print(f"importing {case.label} ...", file=sys.stderr)
+            figures.append(measure(root, case, work))
+            print(table(figures[-1:]).splitlines()[-1], file=sys.stderr)
+    verdicts = check_targets(figures)
+    print(table(figures))
+    print()
+    for v in verdicts:
+        print(f"- {v}")
+    if args.write:
+        write_doc(section(figures, verdicts))
+        print(f"\nwrote {DOC}")
+    return 1 if any(v.startswith("MISSED") for v in verdicts) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
