@@ -181,9 +181,23 @@ def child(root: str, key: str, schema_path: str, out_dir: str) -> None:
     )
     result = import_csv(sources, schema, Path(out_dir))
     seconds = time.perf_counter() - started
-    # ru_maxrss is in KiB on Linux: the whole process's peak, interpreter included.
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_rss_mib()
     print(json.dumps({"rows": result.row_count, "seconds": seconds, "peak_rss_mib": peak}))
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak RSS, interpreter included.
+
+    /proc's VmHWM belongs to this process image alone; Linux carries ru_maxrss
+    over exec, so it would report the parent's size at fork when that is larger.
+    """
+    try:
+        match = re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text())
+        if match:
+            return int(match.group(1)) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 # ------------------------------------------------------------------------ reporting
@@ -205,7 +219,7 @@ def machine() -> str:
     try:
         match = re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text())
         if match:
-            ram = f"{int(match.group(1)) / 1024 ** 2:.1f} GiB RAM"
+            ram = f"{int(match.group(1)) / 1024**2:.1f} GiB RAM"
     except OSError:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

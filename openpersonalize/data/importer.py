@@ -183,7 +183,6 @@ def _import_one(
 
     part = 0
     rows_in_part = 0
-    writer: pq.ParquetWriter | None = None
 
     def new_writer() -> pq.ParquetWriter:
         nonlocal part, rows_in_part
@@ -221,13 +220,16 @@ def _import_one(
 
 def _read_header(source: CsvSource) -> list[str] | None:
     """The header row's column names, or None for an empty file."""
-    with source.open() as raw:
-        reader = io.BufferedReader(_CountingReader(raw), buffer_size=1 << 16)
-        for line in reader:
-            if line.strip(b"\r\n"):  # Arrow skips empty lines before the header too
-                break
-        else:
-            return None
+    try:
+        with source.open() as raw:
+            reader = io.BufferedReader(_CountingReader(raw), buffer_size=1 << 16)
+            for line in reader:
+                if line.strip(b"\r\n"):  # Arrow skips empty lines before the header too
+                    break
+            else:
+                return None
+    except (OSError, pa.ArrowException) as exc:
+        raise ImportFailed(f"{source.name}: could not read the file: {exc}") from None
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
@@ -286,7 +288,7 @@ def _batches(
             yield batch
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise ImportFailed(_diagnose(source, len(header), rows, exc)) from None
-    except OSError as exc:
+    except (OSError, pa.ArrowException) as exc:
         raise ImportFailed(f"{source.name}: could not read the file: {exc}") from None
 
 
@@ -497,7 +499,7 @@ def _line_of_row(source: CsvSource, row_index: int) -> int | None:
     try:
         for line, _row in _data_rows(source, skip=row_index):
             return line
-    except OSError:
+    except (OSError, pa.ArrowException):
         return None
     return None
 
@@ -519,7 +521,7 @@ def _diagnose(source: CsvSource, n_columns: int, rows_before: int, exc: Exceptio
                 )
     except csv.Error as csv_exc:
         return f"{source.name}: could not parse CSV: {csv_exc}"
-    except OSError as os_exc:
+    except (OSError, pa.ArrowException) as os_exc:
         return f"{source.name}: could not read the file: {os_exc}"
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return f"{source.name}: could not parse CSV after data row {rows_before}: {message}"
