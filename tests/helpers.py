@@ -7,21 +7,10 @@ import uuid
 from typing import Any
 
 from openpersonalize.testing.server import wait_for_status
+from openpersonalize.testing.synthetic import INTERACTIONS_SCHEMA_JSON
 
-INTERACTIONS_SCHEMA = json.dumps(
-    {
-        "type": "record",
-        "name": "Interactions",
-        "namespace": "com.amazonaws.personalize.schema",
-        "fields": [
-            {"name": "USER_ID", "type": "string"},
-            {"name": "ITEM_ID", "type": "string"},
-            {"name": "TIMESTAMP", "type": "long"},
-            {"name": "EVENT_TYPE", "type": "string"},
-            {"name": "EVENT_VALUE", "type": ["null", "float"]},
-        ],
-        "version": "1.0",
-    }
+INTERACTIONS_SCHEMA = (
+    INTERACTIONS_SCHEMA_JSON  # USER_ID, ITEM_ID, TIMESTAMP, EVENT_TYPE, EVENT_VALUE
 )
 ITEMS_SCHEMA = json.dumps(
     {

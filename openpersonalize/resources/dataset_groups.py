@@ -37,21 +37,6 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     return {"datasetGroupArn": arn, "domain": request.get("domain")}
 
 
-def describe(context: Context, request: dict[str, Any]) -> dict[str, Any]:
-    with context.database.transaction() as session:
-        row = lifecycle.get(session, KIND, request["datasetGroupArn"])
-        return {"datasetGroup": lifecycle.describe(row, KIND)}
-
-
-def list_(context: Context, request: dict[str, Any]) -> dict[str, Any]:
-    with context.database.transaction() as session:
-        rows, token = lifecycle.list_page(session, KIND, request)
-        return {
-            "datasetGroups": [lifecycle.describe(row, KIND) for row in rows],
-            "nextToken": token,
-        }
-
-
 def delete(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     arn = request["datasetGroupArn"]
     now = context.now()
@@ -70,3 +55,7 @@ def delete(context: Context, request: dict[str, Any]) -> dict[str, Any]:
         lifecycle.set_status(row, lifecycle.DELETE_PENDING, now)
         runner.enqueue(session, "delete", arn, now)
     return {}
+
+
+describe = lifecycle.describe_handler(KIND, "datasetGroup")
+list_ = lifecycle.list_handler(KIND, "datasetGroups")

@@ -75,24 +75,6 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     return {"datasetImportJobArn": arn}
 
 
-def describe(context: Context, request: dict[str, Any]) -> dict[str, Any]:
-    with context.database.transaction() as session:
-        row = lifecycle.get(session, KIND, request["datasetImportJobArn"])
-        return {"datasetImportJob": lifecycle.describe(row, KIND)}
-
-
-def list_(context: Context, request: dict[str, Any]) -> dict[str, Any]:
-    with context.database.transaction() as session:
-        dataset_arn = request.get("datasetArn")
-        if dataset_arn:
-            lifecycle.get(session, datasets.KIND, dataset_arn)
-        rows, token = lifecycle.list_page(session, KIND, request, parent_arn=dataset_arn)
-        return {
-            "datasetImportJobs": [lifecycle.describe(row, KIND) for row in rows],
-            "nextToken": token,
-        }
-
-
 def _run(job: runner.JobHandle) -> None:
     context = job.context
     with context.database.transaction() as session:
@@ -168,3 +150,7 @@ def _fail(context: Context, arn: str, reason: str) -> None:
 
 
 runner.register("dataset_import", _run, _fail)
+
+
+describe = lifecycle.describe_handler(KIND, "datasetImportJob")
+list_ = lifecycle.list_handler(KIND, "datasetImportJobs", parent=datasets.KIND)

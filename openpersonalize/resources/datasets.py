@@ -77,21 +77,6 @@ def _check_schema(schema_row: ResourceRow, dataset_type: str, group: ResourceRow
     check_schema_for_dataset(schemas.load(schema_row), dataset_type, group_domain)
 
 
-def describe(context: Context, request: dict[str, Any]) -> dict[str, Any]:
-    with context.database.transaction() as session:
-        row = lifecycle.get(session, KIND, request["datasetArn"])
-        return {"dataset": lifecycle.describe(row, KIND)}
-
-
-def list_(context: Context, request: dict[str, Any]) -> dict[str, Any]:
-    with context.database.transaction() as session:
-        group_arn = request.get("datasetGroupArn")
-        if group_arn:
-            lifecycle.get(session, dataset_groups.KIND, group_arn)
-        rows, token = lifecycle.list_page(session, KIND, request, parent_arn=group_arn)
-        return {"datasets": [lifecycle.describe(row, KIND) for row in rows], "nextToken": token}
-
-
 def delete(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     arn = request["datasetArn"]
     now = context.now()
@@ -199,3 +184,7 @@ def remove_data(context: Context, row: ResourceRow) -> None:
 
 
 runner.register("dataset_update", _run_update, _fail_update)
+
+
+describe = lifecycle.describe_handler(KIND, "dataset")
+list_ = lifecycle.list_handler(KIND, "datasets", parent=dataset_groups.KIND)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from openpersonalize import arns
+from openpersonalize.context import Context
 from openpersonalize.errors import (
     InvalidNextTokenException,
     ResourceAlreadyExistsException,
@@ -170,6 +172,32 @@ def describe(row: ResourceRow, kind: Kind) -> dict[str, Any]:
         "creationDateTime": row.created_at,
         "lastUpdatedDateTime": row.updated_at,
     }
+
+
+def describe_handler(kind: Kind, envelope: str) -> Callable[[Context, dict[str, Any]], dict]:
+    """DescribeX: `{envelope: description}` of the resource named by `kind.arn_key`."""
+
+    def handler(context: Context, request: dict[str, Any]) -> dict[str, Any]:
+        with context.database.transaction() as session:
+            return {envelope: describe(get(session, kind, request[kind.arn_key]), kind)}
+
+    return handler
+
+
+def list_handler(
+    kind: Kind, list_key: str, parent: Kind | None = None
+) -> Callable[[Context, dict[str, Any]], dict]:
+    """ListX: a page of descriptions, optionally of the children of the parent the request names."""
+
+    def handler(context: Context, request: dict[str, Any]) -> dict[str, Any]:
+        with context.database.transaction() as session:
+            parent_arn = request.get(parent.arn_key) if parent else None
+            if parent_arn:
+                get(session, parent, parent_arn)  # an unknown parent is an error, not an empty list
+            rows, token = list_page(session, kind, request, parent_arn=parent_arn)
+            return {list_key: [describe(row, kind) for row in rows], "nextToken": token}
+
+    return handler
 
 
 def list_page(

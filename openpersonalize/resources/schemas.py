@@ -32,18 +32,6 @@ def load(row: ResourceRow) -> Schema:
     return parse_schema(row.attributes["schema"], row.attributes.get("domain"))
 
 
-def describe(context: Context, request: dict[str, Any]) -> dict[str, Any]:
-    with context.database.transaction() as session:
-        row = lifecycle.get(session, KIND, request["schemaArn"])
-        return {"schema": lifecycle.describe(row, KIND)}
-
-
-def list_(context: Context, request: dict[str, Any]) -> dict[str, Any]:
-    with context.database.transaction() as session:
-        rows, token = lifecycle.list_page(session, KIND, request)
-        return {"schemas": [lifecycle.describe(row, KIND) for row in rows], "nextToken": token}
-
-
 def delete(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     arn = request["schemaArn"]
     with context.database.transaction() as session:
@@ -62,3 +50,7 @@ def delete(context: Context, request: dict[str, Any]) -> dict[str, Any]:
             )
         lifecycle.remove(session, row)
     return {}
+
+
+describe = lifecycle.describe_handler(KIND, "schema")
+list_ = lifecycle.list_handler(KIND, "schemas")
