@@ -23,6 +23,8 @@ class Settings:
     s3_local_root: Path | None = None
     workers: int = 2
     job_lease_seconds: float = 30.0  # a job whose worker stops renewing this long is retried
+    # Shifts the service's clock (seconds); lets tests of schedules move time across a restart.
+    clock_offset_seconds: float = 0.0
     log_level: str = "info"
 
     @property
@@ -59,7 +61,7 @@ class Settings:
 def _convert(name: str, value: object) -> object:
     if name in ("port", "workers"):
         return int(value)  # type: ignore[arg-type]
-    if name == "job_lease_seconds":
+    if name in ("job_lease_seconds", "clock_offset_seconds"):
         return float(value)  # type: ignore[arg-type]
     if name in ("data_dir", "s3_local_root"):
         return Path(str(value))

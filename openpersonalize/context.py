@@ -24,7 +24,11 @@ class Context:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         database = Database(settings.resolved_database_url)
         database.create_tables()
-        return cls(settings=settings, database=database)
+        context = cls(settings=settings, database=database)
+        if settings.clock_offset_seconds:
+            offset = settings.clock_offset_seconds
+            context.clock = lambda: time.time() + offset
+        return context
 
     def arn(self, resource_type: str, *parts: str) -> str:
         return arns.build(self.settings.region, self.settings.account_id, resource_type, *parts)

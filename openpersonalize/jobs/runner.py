@@ -71,12 +71,18 @@ class JobKind:
 
 
 JOB_KINDS: dict[str, JobKind] = {}
+# Work every worker does now and then (e.g. start due automatic training): (task, seconds).
+PERIODIC: list[tuple[Callable[[Context], object], float]] = []
 
 
 def register(
     kind: str, run: Callable[[JobHandle], None], fail: Callable[[Context, str, str], None]
 ) -> None:
     JOB_KINDS[kind] = JobKind(run=run, fail=fail)
+
+
+def register_periodic(task: Callable[[Context], object], every_seconds: float) -> None:
+    PERIODIC.append((task, every_seconds))
 
 
 def enqueue(
@@ -118,10 +124,14 @@ class Worker:
         self.lease_seconds = lease_seconds
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stopping = threading.Event()
+        self.parent_pid: int | None = None
 
     def run_forever(self, parent_pid: int | None = None) -> None:
         _load_job_kinds()
+        self.parent_pid = parent_pid
+        last_run = [0.0] * len(PERIODIC)
         while not self.stopping.is_set():
+            self.run_periodic(last_run)
             if parent_pid is not None and os.getppid() != parent_pid:
                 log.warning("server process %s is gone; worker %s exits", parent_pid, self.owner)
                 return
@@ -135,6 +145,15 @@ class Worker:
                 self.stopping.wait(POLL_SECONDS)
                 continue
             self.execute(job)
+
+    def run_periodic(self, last_run: list[float]) -> None:
+        for index, (task, every_seconds) in enumerate(PERIODIC):
+            if time.monotonic() - last_run[index] >= every_seconds:
+                last_run[index] = time.monotonic()
+                try:
+                    task(self.context)
+                except Exception:  # never let housekeeping kill the worker
+                    log.exception("periodic task %s failed", getattr(task, "__name__", task))
 
     def run_until_idle(self) -> None:
         """Run queued jobs in this process until none is left (used by tests and tools)."""
@@ -210,7 +229,15 @@ class Worker:
             )
 
     def _heartbeat(self, job: JobHandle, stop: threading.Event) -> None:
-        while not stop.wait(self.lease_seconds / 3):
+        renewed = time.monotonic()
+        while not stop.wait(min(1.0, self.lease_seconds / 3)):
+            if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                # The server is gone: stop renewing and exit, so a restarted server retries.
+                log.warning("server %s is gone; abandoning job %s", self.parent_pid, job.job_id)
+                os._exit(1)
+            if time.monotonic() - renewed < self.lease_seconds / 3:
+                continue
+            renewed = time.monotonic()
             try:
                 with self.context.database.transaction() as session:
                     session.execute(
@@ -277,20 +304,38 @@ class WorkerPool:
         self.count = count
         self.lease_seconds = lease_seconds
         self.processes: list[multiprocessing.process.BaseProcess] = []
+        self._watching = threading.Event()
 
     def start(self) -> None:
-        spawn = multiprocessing.get_context("spawn")
-        for index in range(self.count):
-            process = spawn.Process(
-                target=worker_main,
-                name=f"openpersonalize-worker-{index}",
-                args=(self.settings_dict, os.getpid(), self.lease_seconds),
-                daemon=True,
-            )
-            process.start()
-            self.processes.append(process)
+        self.processes = [self._spawn(index) for index in range(self.count)]
+        self._watching.clear()
+        threading.Thread(target=self._watch, name="worker-watch", daemon=True).start()
+
+    def _spawn(self, index: int) -> multiprocessing.process.BaseProcess:
+        # Not daemonic: a worker starts training processes of its own.
+        process = multiprocessing.get_context("spawn").Process(
+            target=worker_main,
+            name=f"openpersonalize-worker-{index}",
+            args=(self.settings_dict, os.getpid(), self.lease_seconds),
+        )
+        process.start()
+        return process
+
+    def _watch(self) -> None:
+        """Replace a worker that died (killed, out of memory) so queued jobs still run."""
+        while not self._watching.wait(1.0):
+            for index, process in enumerate(self.processes):
+                if not process.is_alive() and not self._watching.is_set():
+                    log.warning(
+                        "worker %s (pid %s) exited with %s; starting a new one",
+                        index,
+                        process.pid,
+                        process.exitcode,
+                    )
+                    self.processes[index] = self._spawn(index)
 
     def stop(self, timeout: float = 10.0) -> None:
+        self._watching.set()
         for process in self.processes:
             if process.is_alive():
                 process.terminate()

@@ -9,13 +9,19 @@ from openpersonalize.resources import (
     dataset_import_jobs,
     datasets,
     lifecycle,
+    recipes,
     schemas,
+    solution_versions,
+    solutions,
     tags,
 )
 from openpersonalize.store.database import ResourceRow
 
 # Cleanup a resource type needs before its row goes (by ARN resource type).
-_CLEANUP = {datasets.KIND.resource_type: datasets.remove_data}
+_CLEANUP = {
+    datasets.KIND.resource_type: datasets.remove_data,
+    solutions.KIND.resource_type: solution_versions.remove_solution_data,
+}
 
 
 def _activate(job: runner.JobHandle) -> None:
@@ -63,4 +69,23 @@ def fail_creation(context: Context, arn: str, reason: str) -> None:
 runner.register("activate", _activate, fail_creation)
 runner.register("delete", _delete, fail_creation)
 
-__all__ = ["dataset_groups", "dataset_import_jobs", "datasets", "lifecycle", "schemas", "tags"]
+
+def _auto_training(context: Context) -> None:
+    from openpersonalize.training.scheduler import run_due_auto_training
+
+    run_due_auto_training(context)
+
+
+runner.register_periodic(_auto_training, every_seconds=5.0)
+
+__all__ = [
+    "dataset_groups",
+    "dataset_import_jobs",
+    "datasets",
+    "lifecycle",
+    "recipes",
+    "schemas",
+    "solution_versions",
+    "solutions",
+    "tags",
+]

@@ -56,11 +56,16 @@ DELETING = (DELETE_PENDING, DELETE_IN_PROGRESS)
 class Kind:
     """How one resource type is named on the wire."""
 
-    resource_type: str  # the ARN's resource type, e.g. "dataset-group"
+    resource_type: str  # stored type; also the ARN type unless arn_type says otherwise
     arn_key: str  # e.g. "datasetGroupArn"
     label: str  # for messages, e.g. "dataset group"
     name_key: str = "name"  # import jobs call it "jobName"
     name_scoped_to_parent: bool = False  # dataset names are unique within their group only
+    arn_type: str = ""  # the ARN's type when it differs (a solution version's ARN says "solution")
+
+    @property
+    def arn_resource_type(self) -> str:
+        return self.arn_type or self.resource_type
 
 
 def insert(
@@ -117,7 +122,7 @@ def _exists(session: Session, kind: Kind, name: str, scope: str, arn: str) -> bo
 
 def get(session: Session, kind: Kind, arn: str, *, lock: bool = False) -> ResourceRow:
     """The resource with this ARN; ResourceNotFoundException names the ARN when there is none."""
-    arns.parse(arn, kind.resource_type)
+    arns.parse(arn, kind.arn_resource_type)
     query = select(ResourceRow).where(
         ResourceRow.arn == arn, ResourceRow.resource_type == kind.resource_type
     )
@@ -221,6 +226,15 @@ def list_page(
         rows = rows[:max_results]
         token = _encode_token(offset + max_results, scope)
     return rows, token
+
+
+def paginate(items: list[Any], request: dict[str, Any], scope: str) -> tuple[list[Any], str | None]:
+    """One page of an in-memory list, with the same tokens as database lists."""
+    max_results = int(request.get("maxResults") or 100)
+    offset = _decode_token(request.get("nextToken"), scope)
+    page = items[offset : offset + max_results]
+    more = offset + max_results < len(items)
+    return page, (_encode_token(offset + max_results, scope) if more else None)
 
 
 def _encode_token(offset: int, scope: str) -> str:

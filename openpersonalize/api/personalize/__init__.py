@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from openpersonalize.resources import dataset_groups, dataset_import_jobs, datasets, schemas, tags
+from openpersonalize.resources import (
+    dataset_groups,
+    dataset_import_jobs,
+    datasets,
+    recipes,
+    schemas,
+    solution_versions,
+    solutions,
+    tags,
+)
 
 OPERATIONS = {
     "CreateDatasetGroup": dataset_groups.create,
@@ -21,6 +30,20 @@ OPERATIONS = {
     "CreateDatasetImportJob": dataset_import_jobs.create,
     "DescribeDatasetImportJob": dataset_import_jobs.describe,
     "ListDatasetImportJobs": dataset_import_jobs.list_,
+    "ListRecipes": recipes.list_recipes,
+    "DescribeRecipe": recipes.describe_recipe,
+    "DescribeAlgorithm": recipes.describe_algorithm,
+    "DescribeFeatureTransformation": recipes.describe_feature_transformation,
+    "CreateSolution": solutions.create,
+    "DescribeSolution": solutions.describe,
+    "ListSolutions": solutions.list_,
+    "UpdateSolution": solutions.update,
+    "DeleteSolution": solutions.delete,
+    "CreateSolutionVersion": solution_versions.create,
+    "DescribeSolutionVersion": solution_versions.describe,
+    "ListSolutionVersions": solution_versions.list_,
+    "StopSolutionVersionCreation": solution_versions.stop,
+    "GetSolutionMetrics": solution_versions.get_metrics,
     "TagResource": tags.tag_resource,
     "UntagResource": tags.untag_resource,
     "ListTagsForResource": tags.list_tags,
