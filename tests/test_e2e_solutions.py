@@ -16,7 +16,7 @@ from helpers import active_dataset, active_group, error_code, run_import, schema
 from openpersonalize.metrics.ranking import METRIC_NAMES
 from openpersonalize.recipes import catalog
 from openpersonalize.testing.server import ServerProcess, wait_for_status
-from openpersonalize.training.train import load_vocabularies
+from openpersonalize.training.artifacts import load_vocabularies
 
 UP = "arn:aws:personalize:::recipe/aws-user-personalization"
 POPULARITY = "arn:aws:personalize:::recipe/aws-popularity-count"

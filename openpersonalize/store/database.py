@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -74,6 +75,39 @@ class JobRow(Base):
     cancel_requested: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class EventRow(Base):
+    """One event from PutEvents: durable once the request is acknowledged."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_dataset_user_time", "dataset_arn", "user_id", "timestamp"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset_arn: Mapped[str] = mapped_column(String(256))
+    tracking_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(256))  # the session id for anonymous events
+    session_id: Mapped[str] = mapped_column(String(256))
+    item_id: Mapped[str | None] = mapped_column(String(256))
+    event_type: Mapped[str] = mapped_column(String(256))
+    event_value: Mapped[float | None] = mapped_column(Float)
+    timestamp: Mapped[float] = mapped_column(Float)
+    event_id: Mapped[str | None] = mapped_column(String(256))
+    recommendation_id: Mapped[str | None] = mapped_column(String(64))
+    impression: Mapped[str | None] = mapped_column(Text)  # item ids joined with "|"
+    properties: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    received_at: Mapped[float] = mapped_column(Float)
+
+
+class RecordRow(Base):
+    """One item or user from PutItems / PutUsers (the newest record of an ID wins)."""
+
+    __tablename__ = "records"
+
+    dataset_arn: Mapped[str] = mapped_column(String(256), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[float] = mapped_column(Float)
 
 

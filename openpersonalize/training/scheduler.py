@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from openpersonalize.context import Context
+from openpersonalize.data.streamed import latest_event_time
 from openpersonalize.errors import ServiceError
 from openpersonalize.resources import lifecycle, solution_versions, solutions
 from openpersonalize.store.database import ResourceRow
@@ -47,7 +49,7 @@ def run_due_auto_training(context: Context) -> list[str]:
     return started
 
 
-def _run_one(context: Context, session: object, solution: ResourceRow, now: float) -> str | None:
+def _run_one(context: Context, session: Session, solution: ResourceRow, now: float) -> str | None:
     attributes = solution.attributes
     due_at = attributes["nextAutoTrainingAt"]
     expression = (
@@ -100,6 +102,10 @@ def _run_one(context: Context, session: object, solution: ResourceRow, now: floa
     return arn
 
 
-def _new_data_since(session: object, solution: ResourceRow, since: float) -> bool:
-    interactions = solutions.datasets_of(session, solution.parent_arn or "").get("Interactions")  # type: ignore[arg-type]
-    return interactions is not None and interactions.updated_at > since
+def _new_data_since(session: Session, solution: ResourceRow, since: float) -> bool:
+    """Bulk imports or streamed events since `since` (the service retrains only then)."""
+    interactions = solutions.datasets_of(session, solution.parent_arn or "").get("Interactions")
+    if interactions is None:
+        return False
+    streamed = latest_event_time(session, interactions.arn)
+    return interactions.updated_at > since or (streamed is not None and streamed > since)

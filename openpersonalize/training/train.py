@@ -20,15 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from sqlalchemy import select
 
 from openpersonalize.config import Settings
 from openpersonalize.context import Context
+from openpersonalize.data import streamed as streamed_data
 from openpersonalize.data.importer import read_dataset
 from openpersonalize.data.interactions import InteractionData
+from openpersonalize.data.schema import Schema
 from openpersonalize.data.splits import EvaluationSplit, evaluation_split, validation_split
 from openpersonalize.data.training_data import TrainingDataError, load_training_data
 from openpersonalize.metrics.ranking import ranking_metrics
@@ -36,6 +36,7 @@ from openpersonalize.recipes import catalog
 from openpersonalize.recipes.base import Model
 from openpersonalize.resources import lifecycle, schemas
 from openpersonalize.store.database import ResourceRow
+from openpersonalize.training import artifacts
 
 log = logging.getLogger("openpersonalize.training")
 
@@ -128,7 +129,7 @@ def train_solution_version(context: Context, version_arn: str, output: Path) -> 
     _progress(version_arn, 0.7, "fitting the deployed model on all data")
     model = build(model_class, hyperparameters).fit(data)
     model.save(output / "model")
-    save_vocabularies(data, output)
+    artifacts.save(data, output)
     result["recipeArn"] = recipe.arn
     result["hyperparameters"] = _as_strings(hyperparameters)
     _progress(version_arn, 1.0, f"done: {json.dumps(result['metrics'])}")
@@ -136,22 +137,27 @@ def train_solution_version(context: Context, version_arn: str, output: Path) -> 
 
 
 def load_input(context: Context, version_arn: str) -> TrainingInput:
+    """The version's record, and the dataset group's data: imported files plus streamed records."""
+    from openpersonalize.resources.solutions import datasets_of
+
     with context.database.transaction() as session:
         version = lifecycle.find(session, version_arn)
         if version is None:
             raise TrainingError(f"The solution version {version_arn} no longer exists.")
         group_arn = version.attributes["datasetGroupArn"]
-        from openpersonalize.resources.solutions import datasets_of
-
-        group_datasets = datasets_of(session, group_arn)
-        tables: dict[str, tuple[pa.Table | None, Any]] = {}
-        for dataset_type in ("Interactions", "Items", "Users"):
-            dataset = group_datasets.get(dataset_type)
-            if dataset is None or not dataset.attributes.get("files"):
-                tables[dataset_type] = (None, None)
-                continue
+        tables: dict[str, tuple[pa.Table | None, Schema | None]] = {}
+        for dataset_type, dataset in datasets_of(session, group_arn).items():
             schema_row = lifecycle.get(session, schemas.KIND, dataset.attributes["schemaArn"])
-            tables[dataset_type] = (list(dataset.attributes["files"]), schemas.load(schema_row))
+            schema = schemas.load(schema_row)
+            imported = read_dataset(list(dataset.attributes.get("files", [])))
+            if dataset_type == "Interactions":
+                streamed = streamed_data.events_table(session, dataset.arn, schema)
+            else:
+                id_field = "ITEM_ID" if dataset_type == "Items" else "USER_ID"
+                streamed = streamed_data.records_table(session, dataset.arn, schema, id_field)
+            parts = [t for t in (imported, streamed) if t.num_columns and t.num_rows]
+            table = pa.concat_tables([p.select(schema.names) for p in parts]) if parts else None
+            tables[dataset_type] = (table, schema)
         previous = session.scalars(
             select(ResourceRow)
             .where(
@@ -162,19 +168,21 @@ def load_input(context: Context, version_arn: str) -> TrainingInput:
             .order_by(ResourceRow.created_at.desc())
             .limit(1)
         ).first()
-    interactions_files, interactions_schema = tables["Interactions"]
-    if not interactions_files:
+    interactions, interactions_schema = tables.get("Interactions", (None, None))
+    if interactions is None:
         raise TrainingError(f"The dataset group {group_arn} has no Interactions data to train on.")
+    items, items_schema = tables.get("Items", (None, None))
+    users, users_schema = tables.get("Users", (None, None))
     config = version.attributes.get("solutionConfig") or {}
     training_config = config.get("trainingDataConfig") or {}
     threshold = config.get("eventValueThreshold")
     data = load_training_data(
-        read_dataset(interactions_files),
+        interactions,
         interactions_schema=interactions_schema,
-        items=read_dataset(tables["Items"][0]) if tables["Items"][0] else None,
-        items_schema=tables["Items"][1],
-        users=read_dataset(tables["Users"][0]) if tables["Users"][0] else None,
-        users_schema=tables["Users"][1],
+        items=items,
+        items_schema=items_schema if items is not None else None,
+        users=users,
+        users_schema=users_schema if users is not None else None,
         event_type=version.attributes.get("eventType"),
         event_value_threshold=float(threshold) if threshold is not None else None,
         events_config=(config.get("eventsConfig") or {}).get("eventParametersList"),
@@ -191,7 +199,7 @@ def _refresh(version_arn: str, training: TrainingInput, output: Path) -> dict[st
         raise TrainingError("trainingMode UPDATE needs an ACTIVE solution version to refresh.")
     source = Path(previous.attributes["modelPath"])
     model = Model.load(source / "model")
-    user_ids, item_ids = load_vocabularies(source)
+    user_ids, item_ids = artifacts.load_vocabularies(source)
     data = training.data
     new_items = len(set(data.item_ids) - set(item_ids))
     _progress(version_arn, 0.3, f"refreshing {previous.arn} with {new_items} new items")
@@ -200,7 +208,7 @@ def _refresh(version_arn: str, training: TrainingInput, output: Path) -> dict[st
     except NotImplementedError as error:
         raise TrainingError(str(error)) from error
     model.save(output / "model")
-    save_vocabularies(data, output)
+    artifacts.save(data, output)
     _progress(version_arn, 1.0, f"refreshed {previous.arn}")
     # The service computes no new metrics for an update; the refreshed model reports the
     # evaluation of the version it refreshes.
@@ -308,18 +316,6 @@ def _auto_ml(
             best = (score, recipe, hyperparameters)
     assert best is not None
     return best[1], best[2], scores
-
-
-def save_vocabularies(data: InteractionData, output: Path) -> None:
-    """ID vocabularies beside the model: code i is row i."""
-    pq.write_table(pa.table({"USER_ID": data.user_ids.astype(str)}), output / "users.parquet")
-    pq.write_table(pa.table({"ITEM_ID": data.item_ids.astype(str)}), output / "items.parquet")
-
-
-def load_vocabularies(output: Path) -> tuple[np.ndarray, np.ndarray]:
-    users = pq.read_table(output / "users.parquet").column(0).to_numpy(zero_copy_only=False)
-    items = pq.read_table(output / "items.parquet").column(0).to_numpy(zero_copy_only=False)
-    return users, items
 
 
 def _as_strings(hyperparameters: dict[str, Any]) -> dict[str, str]:

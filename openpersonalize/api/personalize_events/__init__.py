@@ -1,7 +1,12 @@
-"""personalize-events (REST-JSON): event ingestion. Operations arrive with the events issue."""
+"""personalize-events (REST-JSON): streamed events, items and users."""
 
 from __future__ import annotations
 
 from openpersonalize.api import Handler
+from openpersonalize.resources import event_trackers
 
-OPERATIONS: dict[str, Handler] = {}
+OPERATIONS: dict[str, Handler] = {
+    "PutEvents": event_trackers.put_events,
+    "PutItems": event_trackers.put_items,
+    "PutUsers": event_trackers.put_users,
+}

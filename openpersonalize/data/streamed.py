@@ -1,0 +1,75 @@
+"""Data that arrived through personalize-events (PutEvents, PutItems, PutUsers), as Arrow
+tables in a dataset's schema, so training reads it exactly like imported data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from openpersonalize.data.importer import arrow_schema_of
+from openpersonalize.data.schema import Schema
+from openpersonalize.store.database import EventRow, RecordRow
+
+
+def _property(properties: dict[str, Any] | None, field_name: str) -> Any:
+    if not properties:
+        return None
+    wanted = field_name.replace("_", "").lower()
+    for key, value in properties.items():
+        if key.replace("_", "").lower() == wanted:
+            return value
+    return None
+
+
+def events_table(session: Session, dataset_arn: str, schema: Schema) -> pa.Table:
+    """Streamed events of an Interactions dataset (events without an item are skipped)."""
+    rows = session.scalars(
+        select(EventRow).where(EventRow.dataset_arn == dataset_arn, EventRow.item_id.is_not(None))
+    ).all()
+    columns: dict[str, list[Any]] = {}
+    for field in schema.fields:
+        if field.name == "USER_ID":
+            values: list[Any] = [row.user_id for row in rows]
+        elif field.name == "ITEM_ID":
+            values = [row.item_id for row in rows]
+        elif field.name == "TIMESTAMP":
+            values = [int(row.timestamp) for row in rows]
+        elif field.name == "EVENT_TYPE":
+            values = [row.event_type for row in rows]
+        elif field.name == "EVENT_VALUE":
+            values = [row.event_value for row in rows]
+        elif field.name == "IMPRESSION":
+            values = [row.impression for row in rows]
+        elif field.name == "RECOMMENDATION_ID":
+            values = [row.recommendation_id for row in rows]
+        else:
+            values = [_property(row.properties, field.name) for row in rows]
+        columns[field.name] = values
+    return pa.table(columns, schema=arrow_schema_of(schema))
+
+
+def records_table(session: Session, dataset_arn: str, schema: Schema, id_field: str) -> pa.Table:
+    """Items or users put with PutItems / PutUsers (one row per ID, the newest)."""
+    rows = session.scalars(select(RecordRow).where(RecordRow.dataset_arn == dataset_arn)).all()
+    columns = {
+        field.name: [
+            row.record_id if field.name == id_field else row.properties.get(field.name)
+            for row in rows
+        ]
+        for field in schema.fields
+    }
+    return pa.table(columns, schema=arrow_schema_of(schema))
+
+
+def latest_event_time(session: Session, dataset_arn: str) -> float | None:
+    """When the newest streamed event of a dataset arrived (for automatic training)."""
+    row = session.scalars(
+        select(EventRow.received_at)
+        .where(EventRow.dataset_arn == dataset_arn)
+        .order_by(EventRow.received_at.desc())
+        .limit(1)
+    ).first()
+    return row
