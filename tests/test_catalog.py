@@ -112,7 +112,11 @@ def test_model_classes() -> None:
     assert model_class(UP) is ALSModel
     assert model_class(RECIPES["aws-popularity-count"]) is PopularityModel
     trainable = {name for name, recipe in RECIPES.items() if recipe.model}
-    assert trainable == {"aws-user-personalization", "aws-popularity-count"}
+    assert trainable == {
+        "aws-user-personalization",
+        "aws-popularity-count",
+        "aws-personalized-ranking",
+    }
     for recipe in RECIPES.values():
         if recipe.model is None:
             assert recipe.missing

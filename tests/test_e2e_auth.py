@@ -37,7 +37,7 @@ def test_signed_requests_pass(secured: ServerProcess) -> None:
         runtime.get_recommendations(
             campaignArn="arn:aws:personalize:us-east-1:1:campaign/c", userId="u"
         )
-    assert caught.value.response["Error"]["Code"] == "InvalidInputException"
+    assert caught.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
 def test_unknown_key(secured: ServerProcess) -> None:

@@ -108,13 +108,17 @@ def test_unbuilt_operation_names_itself(personalize) -> None:  # type: ignore[no
 
 def test_runtime_route_answers_with_rest_error(server: ServerProcess) -> None:
     runtime = server.client("personalize-runtime")
+    missing = "arn:aws:personalize:us-east-1:000000000000:campaign/nowhere"
     with pytest.raises(ClientError) as caught:
-        runtime.get_recommendations(
-            campaignArn="arn:aws:personalize:us-east-1:000000000000:campaign/x", userId="u1"
-        )
-    assert caught.value.response["Error"]["Code"] == "InvalidInputException"
-    assert "GetRecommendations" in caught.value.response["Error"]["Message"]
-    assert "x-amzn-requestid" in caught.value.response["ResponseMetadata"]["HTTPHeaders"]
+        runtime.get_recommendations(campaignArn=missing, userId="u1")
+    response = caught.value.response
+    assert response["Error"]["Code"] == "ResourceNotFoundException"
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 404  # REST services: modeled status
+    assert missing in response["Error"]["Message"]
+    assert response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"] == (
+        "ResourceNotFoundException"
+    )
+    assert "x-amzn-requestid" in response["ResponseMetadata"]["HTTPHeaders"]
 
 
 def test_timestamps_are_epoch_seconds(server: ServerProcess, personalize) -> None:  # type: ignore[no-untyped-def]

@@ -150,6 +150,29 @@ class ALSModel(Model):
         items, values = top_k(scores[None, :], k)
         return items[0], values[0]
 
+    def fold_in(self, items: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
+        """The iALS user step for this history, with the item factors fixed."""
+        self._check_fitted()
+        items = np.asarray(items, dtype=np.int64)
+        inside = (items >= 0) & (items < self.n_items_)
+        if not inside.any():
+            return None
+        confidence = np.bincount(
+            items[inside], weights=np.asarray(weights, dtype=np.float64)[inside],
+            minlength=self.n_items_,
+        )
+        touched = np.flatnonzero(confidence)
+        c = 1.0 + float(self.alpha) * confidence[touched]
+        factors = np.asarray(self.item_factors_, dtype=np.float64)
+        gram = getattr(self, "_gram", None)
+        if gram is None:  # Y^T Y, the same for every user: computed once per loaded model
+            gram = self._gram = factors.T @ factors
+        touched_factors = factors[touched]
+        system = gram + touched_factors.T @ ((c - 1.0)[:, None] * touched_factors)
+        system += float(self.regularization) * np.eye(factors.shape[1])
+        user = np.linalg.solve(system, touched_factors.T @ c)
+        return (factors @ user).astype(np.float32)
+
     def refresh(self, data: InteractionData, user_ids: np.ndarray, item_ids: np.ndarray) -> Self:
         """Keep the learned item factors; give new items factors from the users who took them;
         fold every user's current history in. One alternating pass, not a full retrain."""

@@ -57,6 +57,11 @@ class Model:
         """The `k` items most similar to `item` (never `item` itself), as in `recommend`'s rows."""
         raise NotImplementedError(f"{type(self).__name__} has no notion of item similarity")
 
+    def fold_in(self, items: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
+        """Scores (n_items_,) for a history given at request time (item codes, event weights),
+        without retraining; None where the model cannot (serving then uses `score`)."""
+        return None
+
     def refresh(self, data: InteractionData, user_ids: np.ndarray, item_ids: np.ndarray) -> Self:
         """Training mode UPDATE: a model for `data` that keeps what this one learned.
 

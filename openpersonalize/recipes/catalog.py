@@ -259,8 +259,8 @@ _ALL: tuple[Recipe, ...] = (
         "aws-personalized-ranking",
         "JSON-percentile-filtering",
         _sequence(149),
-        None,
-        _NOT_YET.format("a hierarchical recurrent ranking model"),
+        # The same implicit-feedback model as aws-user-personalization, asked to rank a list.
+        "openpersonalize.recipes.als:ALSModel",
     ),
     Recipe(
         "aws-popularity-count",

@@ -5,10 +5,12 @@ from __future__ import annotations
 from openpersonalize.context import Context
 from openpersonalize.jobs import runner
 from openpersonalize.resources import (
+    campaigns,
     dataset_groups,
     dataset_import_jobs,
     datasets,
     event_trackers,
+    filters,
     lifecycle,
     recipes,
     schemas,
@@ -80,6 +82,8 @@ def _auto_training(context: Context) -> None:
 runner.register_periodic(_auto_training, every_seconds=5.0)
 
 __all__ = [
+    "campaigns",
+    "filters",
     "dataset_groups",
     "dataset_import_jobs",
     "datasets",

@@ -260,6 +260,9 @@ def _run(job: runner.JobHandle) -> None:
             modelPath=str(output),
         )
         lifecycle.set_status(row, lifecycle.ACTIVE, context.now())
+        from openpersonalize.resources.campaigns import follow_latest
+
+        follow_latest(session, row.attributes["solutionArn"], row.arn, context.now())
         if result.get("autoMLResult"):
             solution = lifecycle.get(session, solutions.KIND, row.attributes["solutionArn"])
             lifecycle.update_attributes(

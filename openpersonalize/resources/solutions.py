@@ -270,6 +270,19 @@ def event_types_in(interactions: ResourceRow) -> set[str]:
     return present
 
 
+def latest_active_version(session: Session, solution_arn: str) -> ResourceRow | None:
+    return session.scalars(
+        select(ResourceRow)
+        .where(
+            ResourceRow.resource_type == VERSION_KIND_NAME,
+            ResourceRow.parent_arn == solution_arn,
+            ResourceRow.status == lifecycle.ACTIVE,
+        )
+        .order_by(ResourceRow.created_at.desc())
+        .limit(1)
+    ).first()
+
+
 def describe_solution(session: Session, row: ResourceRow) -> dict[str, Any]:
     description = lifecycle.describe(row, KIND)
     latest = session.scalars(

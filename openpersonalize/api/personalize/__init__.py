@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from openpersonalize.resources import (
+    campaigns,
     dataset_groups,
     dataset_import_jobs,
     datasets,
     event_trackers,
+    filters,
     recipes,
     schemas,
     solution_versions,
@@ -45,6 +47,15 @@ OPERATIONS = {
     "ListSolutionVersions": solution_versions.list_,
     "StopSolutionVersionCreation": solution_versions.stop,
     "GetSolutionMetrics": solution_versions.get_metrics,
+    "CreateCampaign": campaigns.create,
+    "DescribeCampaign": campaigns.describe,
+    "ListCampaigns": campaigns.list_,
+    "UpdateCampaign": campaigns.update,
+    "DeleteCampaign": campaigns.delete,
+    "CreateFilter": filters.create,
+    "DescribeFilter": filters.describe,
+    "ListFilters": filters.list_,
+    "DeleteFilter": filters.delete,
     "CreateEventTracker": event_trackers.create,
     "DescribeEventTracker": event_trackers.describe,
     "ListEventTrackers": event_trackers.list_,

@@ -1,7 +1,11 @@
-"""personalize-runtime (REST-JSON): recommendations. Operations arrive with the campaigns issue."""
+"""personalize-runtime (REST-JSON): real-time recommendations from campaigns."""
 
 from __future__ import annotations
 
 from openpersonalize.api import Handler
+from openpersonalize.serving import engine
 
-OPERATIONS: dict[str, Handler] = {}
+OPERATIONS: dict[str, Handler] = {
+    "GetRecommendations": engine.get_recommendations,
+    "GetPersonalizedRanking": engine.get_personalized_ranking,
+}

@@ -1,0 +1,84 @@
+"""Filters: business rules in the service's filter expression language, per dataset group."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from openpersonalize.context import Context
+from openpersonalize.errors import LimitExceededException, ResourceInUseException
+from openpersonalize.filters.expression import check_filter, parse_filter
+from openpersonalize.jobs import runner
+from openpersonalize.resources import dataset_groups, lifecycle, schemas, solutions, tags
+from openpersonalize.store.database import ResourceRow
+
+KIND = lifecycle.Kind("filter", "filterArn", "filter")
+MAX_FILTERS_PER_GROUP = 10
+
+
+def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
+    expression = parse_filter(request["filterExpression"])  # position and reason on errors
+    name = request["name"]
+    arn = context.arn(KIND.resource_type, name)
+    now = context.now()
+    with context.database.transaction() as session:
+        group = lifecycle.get(session, dataset_groups.KIND, request["datasetGroupArn"])
+        lifecycle.require_status(group, dataset_groups.KIND, lifecycle.ACTIVE)
+        group_schemas = {
+            dataset_type: schemas.load(
+                lifecycle.get(session, schemas.KIND, dataset.attributes["schemaArn"])
+            )
+            for dataset_type, dataset in solutions.datasets_of(session, group.arn).items()
+        }
+        check_filter(expression, group_schemas)
+        count = session.scalar(
+            select(func.count())
+            .select_from(ResourceRow)
+            .where(
+                ResourceRow.resource_type == KIND.resource_type, ResourceRow.parent_arn == group.arn
+            )
+        )
+        if count >= MAX_FILTERS_PER_GROUP:
+            raise LimitExceededException(
+                f"The dataset group {group.arn} already has {count} filters; the limit is "
+                f"{MAX_FILTERS_PER_GROUP}."
+            )
+        lifecycle.insert(
+            session,
+            KIND,
+            arn=arn,
+            name=name,
+            now=now,
+            status=lifecycle.CREATE_PENDING,
+            parent_arn=group.arn,
+            attributes={
+                "datasetGroupArn": group.arn,
+                "filterExpression": request["filterExpression"],
+            },
+        )
+        tags.put_tags(session, arn, request.get("tags"))
+        runner.enqueue(session, "activate", arn, now)
+    return {"filterArn": arn}
+
+
+describe = lifecycle.describe_handler(KIND, "filter")
+list_ = lifecycle.list_handler(KIND, "Filters", parent=dataset_groups.KIND)
+
+
+def delete(context: Context, request: dict[str, Any]) -> dict[str, Any]:
+    with context.database.transaction() as session:
+        row = lifecycle.get(session, KIND, request["filterArn"])
+        if row.status in lifecycle.DELETING:
+            raise ResourceInUseException(f"The filter {row.arn} is already being deleted.")
+        lifecycle.set_status(row, lifecycle.DELETE_PENDING, context.now())
+        runner.enqueue(session, "delete", row.arn, context.now())
+    return {}
+
+
+def serving_record(session: Session, arn: str) -> ResourceRow:
+    row = lifecycle.get(session, KIND, arn)
+    if row.status != lifecycle.ACTIVE:
+        raise ResourceInUseException(f"The filter {arn} is {row.status}, not ACTIVE.")
+    return row

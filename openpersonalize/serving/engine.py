@@ -1,0 +1,536 @@
+"""The hot path: deployed models in memory, and GetRecommendations / GetPersonalizedRanking.
+
+A request costs one short metadata read (the campaign, cached for a second),
+one indexed read of the user's streamed events, and numpy: the user's score
+row, masks for exclusions and filters, and `argpartition` for the top k.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from sqlalchemy import select
+
+from openpersonalize.context import Context
+from openpersonalize.data import streamed
+from openpersonalize.data.importer import read_dataset
+from openpersonalize.data.schema import Schema
+from openpersonalize.errors import InvalidInputException, ResourceNotFoundException
+from openpersonalize.filters.compiled import CompiledFilter, UserContext
+from openpersonalize.filters.expression import parse_filter, parse_filter_values
+from openpersonalize.recipes import catalog
+from openpersonalize.recipes.base import Model, top_k
+from openpersonalize.resources import campaigns, filters, lifecycle, schemas, solutions
+from openpersonalize.store.database import EventRow, ResourceRow
+from openpersonalize.training import artifacts
+
+MAX_RESULTS, MAX_RESULTS_WITH_METADATA = 500, 50
+RECENT_EVENTS = 100  # the service looks at the 100 most recent interactions per user
+CACHE_SECONDS = 1.0  # how stale a campaign's or catalog's metadata may be on the hot path
+DEFAULT_EXPLORATION_WEIGHT, DEFAULT_EXPLORATION_AGE_DAYS = 0.3, 30.0
+
+
+@dataclass
+class Deployed:
+    """One solution version, loaded: the model, its vocabularies and what users have seen."""
+
+    version_arn: str
+    recipe: catalog.Recipe
+    model: Model
+    artifacts: artifacts.Artifacts
+    dataset_group_arn: str
+    cold_items: np.ndarray  # item codes nobody interacted with in training (for exploration)
+
+
+class ModelCache:
+    """Loaded models by solution version ARN (a few at a time; arrays are memory-mapped)."""
+
+    def __init__(self, capacity: int = 8) -> None:
+        self.capacity = capacity
+        self._models: OrderedDict[str, Deployed] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, context: Context, version_arn: str) -> Deployed:
+        with self._lock:
+            if version_arn in self._models:
+                self._models.move_to_end(version_arn)
+                return self._models[version_arn]
+        deployed = self._load(context, version_arn)
+        with self._lock:
+            self._models[version_arn] = deployed
+            while len(self._models) > self.capacity:
+                self._models.popitem(last=False)
+        return deployed
+
+    def _load(self, context: Context, version_arn: str) -> Deployed:
+        with context.database.transaction() as session:
+            version = lifecycle.find(session, version_arn)
+            if version is None or not version.attributes.get("modelPath"):
+                raise ResourceNotFoundException(f"No trained model for {version_arn}.")
+            attributes = dict(version.attributes)
+        directory = Path(attributes["modelPath"])
+        recipe_arn = attributes.get("recipeArn") or _trained_recipe(directory)
+        model = Model.load(directory / artifacts.MODEL)
+        loaded = artifacts.load(directory)
+        interactions_per_item = np.asarray(loaded.seen.getnnz(axis=0)).ravel()
+        return Deployed(
+            version_arn=version_arn,
+            recipe=catalog.get_recipe(recipe_arn),
+            model=model,
+            artifacts=loaded,
+            dataset_group_arn=attributes["datasetGroupArn"],
+            cold_items=np.flatnonzero(interactions_per_item == 0).astype(np.int32),
+        )
+
+
+def _trained_recipe(directory: Path) -> str:
+    import json
+
+    return json.loads((directory / "result.json").read_text())["recipeArn"]
+
+
+MODELS = ModelCache()
+
+
+class _Ttl:
+    """A tiny time-bounded cache for metadata the hot path reads on every request."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._entries: dict[Any, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, load: Any) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry and now - entry[0] < self.seconds:
+                return entry[1]
+        value = load()
+        with self._lock:
+            self._entries[key] = (now, value)
+        return value
+
+
+@dataclass
+class ItemCatalog:
+    """The Items (and Users) data of a dataset group, aligned to one model's item codes."""
+
+    item_metadata: pa.Table | None
+    categorical: set[str] = field(default_factory=set)
+    creation: np.ndarray | None = None  # CREATION_TIMESTAMP per item code (nan where unknown)
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    schemas: dict[str, Schema] = field(default_factory=dict)
+    interactions_arn: str | None = None
+
+
+_CAMPAIGNS = _Ttl(CACHE_SECONDS)
+_CATALOGS = _Ttl(CACHE_SECONDS * 5)
+_FILTERS = _Ttl(CACHE_SECONDS * 5)
+
+
+def _campaign(context: Context, arn: str) -> dict[str, Any]:
+    def load() -> dict[str, Any]:
+        with context.database.transaction() as session:
+            return dict(campaigns.serving_record(session, arn).attributes)
+
+    return _CAMPAIGNS.get(arn, load)
+
+
+def _catalog(context: Context, deployed: Deployed) -> ItemCatalog:
+    return _CATALOGS.get(deployed.version_arn, lambda: _load_catalog(context, deployed))
+
+
+def _load_catalog(context: Context, deployed: Deployed) -> ItemCatalog:
+    with context.database.transaction() as session:
+        group = solutions.datasets_of(session, deployed.dataset_group_arn)
+        found: dict[str, tuple[pa.Table, Schema, str]] = {}
+        for dataset_type, dataset in group.items():
+            schema = schemas.load(
+                lifecycle.get(session, schemas.KIND, dataset.attributes["schemaArn"])
+            )
+            if dataset_type == "Interactions":
+                found[dataset_type] = (pa.table({}), schema, dataset.arn)
+                continue
+            id_field = "ITEM_ID" if dataset_type == "Items" else "USER_ID"
+            parts = [read_dataset(list(dataset.attributes.get("files", [])))]
+            parts.append(streamed.records_table(session, dataset.arn, schema, id_field))
+            parts = [p.select(schema.names) for p in parts if p.num_columns and p.num_rows]
+            table = pa.concat_tables(parts) if parts else None
+            found[dataset_type] = (table, schema, dataset.arn)
+    result = ItemCatalog(item_metadata=None)
+    result.schemas = {kind: schema for kind, (_, schema, _) in found.items()}
+    if "Interactions" in found:
+        result.interactions_arn = found["Interactions"][2]
+    items = found.get("Items")
+    if items and items[0] is not None:
+        table, schema, _ = items
+        result.item_metadata = _align(table, "ITEM_ID", deployed.artifacts.item_ids)
+        result.categorical = {f.name for f in schema.fields if f.categorical}
+        if "CREATION_TIMESTAMP" in result.item_metadata.column_names:
+            column = result.item_metadata.column("CREATION_TIMESTAMP").to_numpy(
+                zero_copy_only=False
+            )
+            result.creation = np.asarray(column, dtype=np.float64)
+    users = found.get("Users")
+    if users and users[0] is not None:
+        for row in users[0].to_pylist():
+            result.users[row["USER_ID"]] = row
+    return result
+
+
+def _align(table: pa.Table, id_column: str, ids: np.ndarray) -> pa.Table:
+    """Rows of `table` reordered to match `ids` (the newest row of an ID wins; nulls if absent)."""
+    position: dict[str, int] = {}
+    for index, value in enumerate(table.column(id_column).to_pylist()):
+        position[value] = index
+    take = pa.array([position.get(item_id) for item_id in ids], type=pa.int64())
+    return table.take(take)
+
+
+def _recent_events(
+    context: Context, interactions_arn: str | None, user_id: str | None
+) -> list[EventRow]:
+    if not interactions_arn or not user_id:
+        return []
+    with context.database.transaction() as session:
+        return list(
+            session.scalars(
+                select(EventRow)
+                .where(EventRow.dataset_arn == interactions_arn, EventRow.user_id == user_id)
+                .order_by(EventRow.timestamp.desc())
+                .limit(RECENT_EVENTS)
+            )
+        )
+
+
+def _compiled_filter(
+    context: Context, filter_arn: str, deployed: Deployed, catalog_data: ItemCatalog
+) -> CompiledFilter:
+    def load() -> CompiledFilter:
+        with context.database.transaction() as session:
+            row: ResourceRow = filters.serving_record(session, filter_arn)
+            if row.parent_arn != deployed.dataset_group_arn:
+                raise InvalidInputException(
+                    f"The filter {filter_arn} belongs to another dataset group than the campaign."
+                )
+            expression = row.attributes["filterExpression"]
+        return CompiledFilter(
+            parse_filter(expression),
+            deployed.artifacts.item_ids,
+            catalog_data.item_metadata,
+            catalog_data.categorical,
+        )
+
+    return _FILTERS.get((filter_arn, deployed.version_arn), load)
+
+
+@dataclass
+class Request:
+    """A runtime request, resolved against the campaign it names."""
+
+    context: Context
+    deployed: Deployed
+    campaign: dict[str, Any]
+    catalog: ItemCatalog
+    user_id: str | None
+    user_code: int
+    events: list[EventRow]
+
+    @classmethod
+    def resolve(cls, context: Context, body: dict[str, Any]) -> Request:
+        if body.get("recommenderArn"):
+            if body.get("campaignArn"):
+                raise InvalidInputException("Give either campaignArn or recommenderArn, not both.")
+            raise InvalidInputException(
+                "Recommenders (domain dataset groups) are not supported by openpersonalize yet; "
+                "use a campaignArn."
+            )
+        if not body.get("campaignArn"):
+            raise InvalidInputException("campaignArn is required.")
+        campaign = _campaign(context, body["campaignArn"])
+        deployed = MODELS.get(context, campaign["servingVersionArn"])
+        catalog_data = _catalog(context, deployed)
+        user_id = body.get("userId")
+        code = deployed.artifacts.user_index.get(user_id, -1) if user_id else -1
+        events = _recent_events(context, catalog_data.interactions_arn, user_id)
+        return cls(context, deployed, campaign, catalog_data, user_id, code, events)
+
+    def scores(self) -> np.ndarray:
+        """The user's score per item code; streamed events fold into the user's history."""
+        model = self.deployed.model
+        event_items = [
+            self.deployed.artifacts.item_index.get(event.item_id, -1)
+            for event in self.events
+            if event.item_id
+        ]
+        if event_items:
+            seen = self.seen_items()
+            folded = model.fold_in(
+                np.concatenate([seen, np.array(event_items, dtype=np.int64)]),
+                np.ones(len(seen) + len(event_items), dtype=np.float32),
+            )
+            if folded is not None:
+                return np.array(folded, dtype=np.float32)
+        return model.score(np.array([self.user_code], dtype=np.int32))[0]
+
+    def seen_items(self) -> np.ndarray:
+        seen = self.deployed.artifacts.seen
+        if 0 <= self.user_code < seen.shape[0]:
+            start, end = seen.indptr[self.user_code], seen.indptr[self.user_code + 1]
+            return np.asarray(seen.indices[start:end], dtype=np.int64)
+        return np.empty(0, dtype=np.int64)
+
+    def excluded(self) -> np.ndarray:
+        """Items the user already interacted with (training data and streamed events)."""
+        mask = np.zeros(self.deployed.model.n_items_, dtype=bool)
+        mask[self.seen_items()] = True
+        for event in self.events:
+            code = self.deployed.artifacts.item_index.get(event.item_id or "", -1)
+            if code >= 0:
+                mask[code] = True
+        return mask
+
+    def filter_mask(self, filter_arn: str | None, values: dict[str, str] | None) -> np.ndarray:
+        if not filter_arn:
+            return np.ones(self.deployed.model.n_items_, dtype=bool)
+        compiled = _compiled_filter(self.context, filter_arn, self.deployed, self.catalog)
+        user = UserContext(
+            recent_events=[
+                (self.deployed.artifacts.item_index.get(event.item_id or "", -1), event.event_type)
+                for event in self.events
+            ]
+            + [(int(code), "") for code in self.seen_items()],
+            metadata=self.catalog.users.get(self.user_id or ""),
+        )
+        return compiled.mask(user, parse_filter_values(values))
+
+    def metadata_for(self, codes: list[int], columns: list[str]) -> list[dict[str, str]]:
+        table = self.catalog.item_metadata
+        if table is None:
+            return [{} for _ in codes]
+        missing = [c for c in columns if c not in table.column_names]
+        if missing:
+            raise InvalidInputException(
+                f"metadataColumns names {', '.join(missing)}, not in the Items dataset."
+            )
+        rows = table.select(columns).take(pa.array(codes, type=pa.int64())).to_pylist()
+        return [{k: "" if v is None else str(v) for k, v in row.items()} for row in rows]
+
+
+def normalized(scores: np.ndarray, allowed: np.ndarray) -> tuple[float, float]:
+    """Shift and scale making exp((s - shift) / scale) sum to 1 over the allowed items."""
+    candidates = scores[allowed]
+    if len(candidates) == 0:
+        return 0.0, 1.0
+    scale = float(np.std(candidates)) or 1.0
+    shift = float(np.max(candidates))
+    total = float(np.sum(np.exp((candidates - shift) / scale)))
+    return shift + scale * math.log(total), scale
+
+
+def _metadata_columns(request: Request, body: dict[str, Any], limit: int) -> list[str]:
+    wanted = (body.get("metadataColumns") or {}).get("ITEMS") or []
+    extra = set(body.get("metadataColumns") or {}) - {"ITEMS"}
+    if extra:
+        raise InvalidInputException(f"metadataColumns keys must be ITEMS, not {sorted(extra)}.")
+    if wanted:
+        config = request.campaign.get("campaignConfig") or {}
+        if not config.get("enableMetadataWithRecommendations"):
+            raise InvalidInputException(
+                "metadataColumns needs a campaign with "
+                "campaignConfig.enableMetadataWithRecommendations set to true."
+            )
+        if limit > MAX_RESULTS_WITH_METADATA:
+            raise InvalidInputException(
+                f"With metadataColumns, at most {MAX_RESULTS_WITH_METADATA} results can be asked."
+            )
+    return list(wanted)
+
+
+def get_recommendations(context: Context, body: dict[str, Any]) -> dict[str, Any]:
+    request = Request.resolve(context, body)
+    recipe_type = request.deployed.recipe.recipe_type
+    k = body.get("numResults", 25)
+    if k > MAX_RESULTS:
+        raise InvalidInputException(f"numResults must be at most {MAX_RESULTS}, not {k}.")
+    columns = _metadata_columns(request, body, k)
+    if recipe_type == "PERSONALIZED_RANKING":
+        raise InvalidInputException(
+            "The campaign uses a PERSONALIZED_RANKING recipe: call GetPersonalizedRanking."
+        )
+    if recipe_type == "RELATED_ITEMS":
+        if not body.get("itemId"):
+            raise InvalidInputException("itemId is required for a RELATED_ITEMS campaign.")
+        return _related(request, body, k, columns)
+    if not body.get("userId"):
+        raise InvalidInputException(
+            f"userId is required for a {recipe_type} campaign (itemId is not used)."
+        )
+    scores = request.scores()
+    allowed = request.filter_mask(body.get("filterArn"), body.get("filterValues"))
+    allowed &= ~request.excluded()
+    shift, scale = normalized(scores, allowed)
+    promoted, promotion_name = _promotion(request, body, k, allowed)
+    explore = _exploration_slots(request, k, allowed, promoted)
+    regular_slots = k - len(promoted) - len(explore)
+    taken = np.zeros(len(allowed), dtype=bool)
+    taken[promoted] = True
+    taken[explore] = True
+    ranked = _top(scores, allowed & ~taken, regular_slots)
+    items = _interleave(
+        [(code, None) for code in ranked],
+        [(code, "Exploration") for code in explore] + [(code, "Promoted") for code in promoted],
+        k,
+    )
+    item_list = []
+    for code, reason in items:
+        entry: dict[str, Any] = {
+            "itemId": str(request.deployed.artifacts.item_ids[code]),
+            "score": round(float(math.exp((scores[code] - shift) / scale)), 7),
+        }
+        if reason == "Promoted":
+            entry["promotionName"] = promotion_name
+        if reason:
+            entry["reason"] = [reason if reason != "Promoted" else "Promoted item"]
+        item_list.append(entry)
+    _attach_metadata(request, item_list, [code for code, _ in items], columns)
+    return {"itemList": item_list, "recommendationId": _recommendation_id()}
+
+
+def _top(scores: np.ndarray, allowed: np.ndarray, k: int) -> list[int]:
+    if k <= 0 or not allowed.any():
+        return []
+    masked = np.where(allowed, scores, -np.inf).astype(np.float32)
+    codes, values = top_k(masked[None, :], min(k, int(allowed.sum())))
+    return [int(c) for c, v in zip(codes[0], values[0], strict=True) if c >= 0 and v > -np.inf]
+
+
+def _interleave(
+    regular: list[tuple[int, str | None]], special: list[tuple[int, str | None]], k: int
+) -> list[tuple[int, str | None]]:
+    """Spread special entries (promotions, exploration) evenly through the regular list."""
+    if not special:
+        return regular[:k]
+    result: list[tuple[int, str | None]] = []
+    every = max(1, (len(regular) + len(special)) // len(special))
+    regular_iter, special_iter = iter(regular), iter(special)
+    for position in range(len(regular) + len(special)):
+        source = special_iter if (position + 1) % every == 0 else regular_iter
+        entry = next(source, None) or next(regular_iter, None) or next(special_iter, None)
+        if entry is not None:
+            result.append(entry)
+    return result[:k]
+
+
+def _promotion(
+    request: Request, body: dict[str, Any], k: int, allowed: np.ndarray
+) -> tuple[list[int], str | None]:
+    promotions = body.get("promotions") or []
+    if not promotions:
+        return [], None
+    promotion = promotions[0]
+    if not promotion.get("filterArn"):
+        raise InvalidInputException("promotions[].filterArn is required.")
+    percent = promotion.get("percentPromotedItems", 0)
+    if not 1 <= percent <= 100:
+        raise InvalidInputException("promotions[].percentPromotedItems must be from 1 to 100.")
+    count = math.ceil(k * percent / 100)
+    mask = allowed & request.filter_mask(promotion["filterArn"], promotion.get("filterValues"))
+    return _top(request.scores(), mask, count), promotion.get("name")
+
+
+def _exploration_slots(
+    request: Request, k: int, allowed: np.ndarray, promoted: list[int]
+) -> list[int]:
+    """Cold items mixed in for User-Personalization campaigns (itemExplorationConfig)."""
+    if request.deployed.recipe.name not in campaigns.EXPLORATION_RECIPES:
+        return []
+    config = (request.campaign.get("campaignConfig") or {}).get("itemExplorationConfig") or {}
+    weight = float(config.get("explorationWeight", DEFAULT_EXPLORATION_WEIGHT))
+    age_days = float(config.get("explorationItemAgeCutOff", DEFAULT_EXPLORATION_AGE_DAYS))
+    slots = int(k * weight / 2)
+    cold = request.deployed.cold_items
+    if slots <= 0 or len(cold) == 0:
+        return []
+    candidates = cold[allowed[cold]]
+    candidates = candidates[~np.isin(candidates, promoted)]
+    creation = request.catalog.creation
+    if creation is not None and len(candidates):
+        created = creation[candidates]
+        recent = np.isnan(created) | (created >= request.context.now() - age_days * 86400)
+        candidates = candidates[recent]
+        order = np.argsort(-np.nan_to_num(created[recent], nan=-np.inf), kind="stable")
+        candidates = candidates[order]
+    return [int(code) for code in candidates[:slots]]
+
+
+def _attach_metadata(
+    request: Request, item_list: list[dict[str, Any]], codes: list[int], columns: list[str]
+) -> None:
+    if not columns:
+        return
+    for entry, metadata in zip(item_list, request.metadata_for(codes, columns), strict=True):
+        entry["metadata"] = metadata
+
+
+def _related(request: Request, body: dict[str, Any], k: int, columns: list[str]) -> dict[str, Any]:
+    code = request.deployed.artifacts.item_index.get(body["itemId"], -1)
+    allowed = request.filter_mask(body.get("filterArn"), body.get("filterValues"))
+    if code >= 0:
+        allowed[code] = False
+    similar, scores = request.deployed.model.similar_items(code, request.deployed.model.n_items_)
+    keep = [
+        (int(c), float(s)) for c, s in zip(similar, scores, strict=True) if c >= 0 and allowed[c]
+    ]
+    item_list = [
+        {"itemId": str(request.deployed.artifacts.item_ids[c]), "score": round(s, 7)}
+        for c, s in keep[:k]
+    ]
+    _attach_metadata(request, item_list, [c for c, _ in keep[:k]], columns)
+    return {"itemList": item_list, "recommendationId": _recommendation_id()}
+
+
+def get_personalized_ranking(context: Context, body: dict[str, Any]) -> dict[str, Any]:
+    request = Request.resolve(context, body)
+    if request.deployed.recipe.recipe_type not in ("PERSONALIZED_RANKING", "USER_PERSONALIZATION"):
+        raise InvalidInputException(
+            f"The campaign uses a {request.deployed.recipe.recipe_type} recipe, which cannot rank "
+            "items for a user."
+        )
+    input_list: list[str] = body["inputList"]
+    limit = MAX_RESULTS_WITH_METADATA if body.get("metadataColumns") else MAX_RESULTS
+    if len(input_list) > limit:
+        raise InvalidInputException(f"inputList may hold at most {limit} items.")
+    columns = _metadata_columns(request, body, len(input_list))
+    scores = request.scores()
+    allowed = request.filter_mask(body.get("filterArn"), body.get("filterValues"))
+    index = request.deployed.artifacts.item_index
+    known = [(item, index[item]) for item in dict.fromkeys(input_list) if item in index]
+    unknown = [item for item in dict.fromkeys(input_list) if item not in index]
+    known = [(item, code) for item, code in known if allowed[code]]
+    candidates = np.zeros(len(allowed), dtype=bool)
+    candidates[[code for _, code in known]] = True
+    shift, scale = normalized(scores, candidates)
+    known.sort(key=lambda pair: (-float(scores[pair[1]]), pair[1]))
+    ranking: list[dict[str, Any]] = [
+        {"itemId": item, "score": round(float(math.exp((scores[code] - shift) / scale)), 7)}
+        for item, code in known
+    ]
+    _attach_metadata(request, ranking, [code for _, code in known], columns)
+    # Items the model has never seen keep their place at the end, unscored, as the service does.
+    ranking += [{"itemId": item} for item in unknown]
+    return {"personalizedRanking": ranking, "recommendationId": _recommendation_id()}
+
+
+def _recommendation_id() -> str:
+    return f"RID-{uuid.uuid4()}"
