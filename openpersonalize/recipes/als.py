@@ -158,7 +158,8 @@ class ALSModel(Model):
         if not inside.any():
             return None
         confidence = np.bincount(
-            items[inside], weights=np.asarray(weights, dtype=np.float64)[inside],
+            items[inside],
+            weights=np.asarray(weights, dtype=np.float64)[inside],
             minlength=self.n_items_,
         )
         touched = np.flatnonzero(confidence)

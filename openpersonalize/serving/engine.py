@@ -72,7 +72,7 @@ class ModelCache:
         return deployed
 
     def _load(self, context: Context, version_arn: str) -> Deployed:
-        with context.database.transaction() as session:
+        with context.database.snapshot() as session:
             version = lifecycle.find(session, version_arn)
             if version is None or not version.attributes.get("modelPath"):
                 raise ResourceNotFoundException(f"No trained model for {version_arn}.")
@@ -140,7 +140,7 @@ _FILTERS = _Ttl(CACHE_SECONDS * 5)
 
 def _campaign(context: Context, arn: str) -> dict[str, Any]:
     def load() -> dict[str, Any]:
-        with context.database.transaction() as session:
+        with context.database.snapshot() as session:
             return dict(campaigns.serving_record(session, arn).attributes)
 
     return _CAMPAIGNS.get(arn, load)
@@ -151,7 +151,7 @@ def _catalog(context: Context, deployed: Deployed) -> ItemCatalog:
 
 
 def _load_catalog(context: Context, deployed: Deployed) -> ItemCatalog:
-    with context.database.transaction() as session:
+    with context.database.snapshot() as session:
         group = solutions.datasets_of(session, deployed.dataset_group_arn)
         found: dict[str, tuple[pa.Table, Schema, str]] = {}
         for dataset_type, dataset in group.items():
@@ -202,7 +202,7 @@ def _recent_events(
 ) -> list[EventRow]:
     if not interactions_arn or not user_id:
         return []
-    with context.database.transaction() as session:
+    with context.database.snapshot() as session:
         return list(
             session.scalars(
                 select(EventRow)
@@ -217,7 +217,7 @@ def _compiled_filter(
     context: Context, filter_arn: str, deployed: Deployed, catalog_data: ItemCatalog
 ) -> CompiledFilter:
     def load() -> CompiledFilter:
-        with context.database.transaction() as session:
+        with context.database.snapshot() as session:
             row: ResourceRow = filters.serving_record(session, filter_arn)
             if row.parent_arn != deployed.dataset_group_arn:
                 raise InvalidInputException(
@@ -248,6 +248,11 @@ class Request:
 
     @classmethod
     def resolve(cls, context: Context, body: dict[str, Any]) -> Request:
+        """Resolve the campaign a request names; batch jobs name a solution version instead
+        (`solutionVersionArn`, which the wire layer never lets through from clients)."""
+        if body.get("solutionVersionArn"):
+            campaign = {"servingVersionArn": body["solutionVersionArn"], "campaignConfig": {}}
+            return cls.for_campaign(context, campaign, body.get("userId"))
         if body.get("recommenderArn"):
             if body.get("campaignArn"):
                 raise InvalidInputException("Give either campaignArn or recommenderArn, not both.")
@@ -257,10 +262,16 @@ class Request:
             )
         if not body.get("campaignArn"):
             raise InvalidInputException("campaignArn is required.")
-        campaign = _campaign(context, body["campaignArn"])
+        return cls.for_campaign(
+            context, _campaign(context, body["campaignArn"]), body.get("userId")
+        )
+
+    @classmethod
+    def for_campaign(
+        cls, context: Context, campaign: dict[str, Any], user_id: str | None
+    ) -> Request:
         deployed = MODELS.get(context, campaign["servingVersionArn"])
         catalog_data = _catalog(context, deployed)
-        user_id = body.get("userId")
         code = deployed.artifacts.user_index.get(user_id, -1) if user_id else -1
         events = _recent_events(context, catalog_data.interactions_arn, user_id)
         return cls(context, deployed, campaign, catalog_data, user_id, code, events)

@@ -121,9 +121,13 @@ class Database:
         if self.is_sqlite:
             options["connect_args"] = {"timeout": 60, "check_same_thread": False}
         self.engine: Engine = create_engine(url, **options)
+        # Reads on the hot path need no write lock: a second engine without BEGIN IMMEDIATE.
+        self.read_engine: Engine = create_engine(url, **options) if self.is_sqlite else self.engine
         if self.is_sqlite:
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, immediate=True)
+            _configure_sqlite(self.read_engine, immediate=False)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
 
     def create_tables(self) -> None:
         Base.metadata.create_all(self.engine)
@@ -134,11 +138,18 @@ class Database:
         with self._sessions() as session, session.begin():
             yield session
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read-only unit of work that never waits for, or blocks, writers."""
+        with self._read_sessions() as session:  # closing releases it; loaded rows stay usable
+            yield session
+
     def dispose(self) -> None:
         self.engine.dispose()
+        self.read_engine.dispose()
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
     # pysqlite's own transaction handling starts transactions lazily as DEFERRED, so two
     # processes that read and then write can deadlock with SQLITE_BUSY; take the write
     # lock up front instead (the documented SQLAlchemy recipe).
@@ -152,6 +163,8 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    if immediate:
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
