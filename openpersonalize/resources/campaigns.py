@@ -169,14 +169,7 @@ def update(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     return {"campaignArn": arn}
 
 
-def delete(context: Context, request: dict[str, Any]) -> dict[str, Any]:
-    with context.database.transaction() as session:
-        row = lifecycle.get(session, KIND, request["campaignArn"])
-        if row.status in lifecycle.DELETING:
-            raise ResourceInUseException(f"The campaign {row.arn} is already being deleted.")
-        lifecycle.set_status(row, lifecycle.DELETE_PENDING, context.now())
-        runner.enqueue(session, "delete", row.arn, context.now())
-    return {}
+delete = lifecycle.delete_handler(KIND)
 
 
 def serving_record(session: Session, arn: str) -> ResourceRow:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from openpersonalize.context import Context
 from openpersonalize.errors import InvalidInputException, ResourceInUseException
@@ -37,24 +38,18 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     return {"datasetGroupArn": arn, "domain": request.get("domain")}
 
 
-def delete(context: Context, request: dict[str, Any]) -> dict[str, Any]:
-    arn = request["datasetGroupArn"]
-    now = context.now()
-    with context.database.transaction() as session:
-        row = lifecycle.get(session, KIND, arn)
-        if row.status in lifecycle.DELETING:
-            raise ResourceInUseException(f"The dataset group {arn} is already being deleted.")
-        children = session.scalars(
-            select(ResourceRow.arn).where(ResourceRow.parent_arn == arn).limit(3)
-        ).all()
-        if children:
-            raise ResourceInUseException(
-                f"The dataset group {arn} still has resources ({', '.join(children)}); "
-                "delete them first."
-            )
-        lifecycle.set_status(row, lifecycle.DELETE_PENDING, now)
-        runner.enqueue(session, "delete", arn, now)
-    return {}
+def _refuse_if_not_empty(session: Session, row: ResourceRow) -> None:
+    children = session.scalars(
+        select(ResourceRow.arn).where(ResourceRow.parent_arn == row.arn).limit(3)
+    ).all()
+    if children:
+        raise ResourceInUseException(
+            f"The dataset group {row.arn} still has resources ({', '.join(children)}); "
+            "delete them first."
+        )
+
+
+delete = lifecycle.delete_handler(KIND, check=_refuse_if_not_empty)
 
 
 describe = lifecycle.describe_handler(KIND, "datasetGroup")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from openpersonalize import arns
 from openpersonalize.context import Context
@@ -77,21 +78,15 @@ def _check_schema(schema_row: ResourceRow, dataset_type: str, group: ResourceRow
     check_schema_for_dataset(schemas.load(schema_row), dataset_type, group_domain)
 
 
-def delete(context: Context, request: dict[str, Any]) -> dict[str, Any]:
-    arn = request["datasetArn"]
-    now = context.now()
-    with context.database.transaction() as session:
-        row = lifecycle.get(session, KIND, arn)
-        if row.status in lifecycle.DELETING:
-            raise ResourceInUseException(f"The dataset {arn} is already being deleted.")
-        busy = _jobs_in_flight(session, arn)
-        if busy:
-            raise ResourceInUseException(
-                f"The dataset {arn} has import jobs in progress ({', '.join(busy)})."
-            )
-        lifecycle.set_status(row, lifecycle.DELETE_PENDING, now)
-        runner.enqueue(session, "delete", arn, now)
-    return {}
+def _refuse_if_importing(session: Session, row: ResourceRow) -> None:
+    busy = _jobs_in_flight(session, row.arn)
+    if busy:
+        raise ResourceInUseException(
+            f"The dataset {row.arn} has import jobs in progress ({', '.join(busy)})."
+        )
+
+
+delete = lifecycle.delete_handler(KIND, check=_refuse_if_importing)
 
 
 def _jobs_in_flight(session: Any, dataset_arn: str) -> list[str]:

@@ -75,14 +75,7 @@ describe = lifecycle.describe_handler(KIND, "eventTracker")
 list_ = lifecycle.list_handler(KIND, "eventTrackers", parent=dataset_groups.KIND)
 
 
-def delete(context: Context, request: dict[str, Any]) -> dict[str, Any]:
-    with context.database.transaction() as session:
-        row = lifecycle.get(session, KIND, request["eventTrackerArn"])
-        if row.status in lifecycle.DELETING:
-            raise ResourceInUseException(f"The event tracker {row.arn} is already being deleted.")
-        lifecycle.set_status(row, lifecycle.DELETE_PENDING, context.now())
-        runner.enqueue(session, "delete", row.arn, context.now())
-    return {}
+delete = lifecycle.delete_handler(KIND)
 
 
 def _tracker(session: Session, tracking_id: str) -> ResourceRow:

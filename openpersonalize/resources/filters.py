@@ -67,14 +67,7 @@ describe = lifecycle.describe_handler(KIND, "filter")
 list_ = lifecycle.list_handler(KIND, "Filters", parent=dataset_groups.KIND)
 
 
-def delete(context: Context, request: dict[str, Any]) -> dict[str, Any]:
-    with context.database.transaction() as session:
-        row = lifecycle.get(session, KIND, request["filterArn"])
-        if row.status in lifecycle.DELETING:
-            raise ResourceInUseException(f"The filter {row.arn} is already being deleted.")
-        lifecycle.set_status(row, lifecycle.DELETE_PENDING, context.now())
-        runner.enqueue(session, "delete", row.arn, context.now())
-    return {}
+delete = lifecycle.delete_handler(KIND)
 
 
 def serving_record(session: Session, arn: str) -> ResourceRow:

@@ -205,6 +205,30 @@ def list_handler(
     return handler
 
 
+def delete_handler(
+    kind: Kind, check: Callable[[Session, ResourceRow], None] | None = None
+) -> Callable[[Context, dict[str, Any]], dict]:
+    """DeleteX: DELETE PENDING now, gone once the delete job ran; `check` refuses a delete the
+    service refuses (raising ResourceInUseException)."""
+
+    def handler(context: Context, request: dict[str, Any]) -> dict[str, Any]:
+        from openpersonalize.jobs import runner
+
+        with context.database.transaction() as session:
+            row = get(session, kind, request[kind.arn_key])
+            if row.status in DELETING:
+                raise ResourceInUseException(
+                    f"The {kind.label} {row.arn} is already being deleted."
+                )
+            if check is not None:
+                check(session, row)
+            set_status(row, DELETE_PENDING, context.now())
+            runner.enqueue(session, "delete", row.arn, context.now())
+        return {}
+
+    return handler
+
+
 def list_page(
     session: Session,
     kind: Kind,

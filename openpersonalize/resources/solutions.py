@@ -424,38 +424,33 @@ def _fail_update(context: Context, arn: str, reason: str) -> None:
 runner.register("solution_update", _run_update, _fail_update)
 
 
-def delete(context: Context, request: dict[str, Any]) -> dict[str, Any]:
-    """DeleteSolution: refused while a version trains or a campaign serves one."""
-    arn = request["solutionArn"]
-    now = context.now()
-    with context.database.transaction() as session:
-        row = lifecycle.get(session, KIND, arn)
-        if row.status in lifecycle.DELETING:
-            raise ResourceInUseException(f"The solution {arn} is already being deleted.")
-        training = session.scalars(
-            select(ResourceRow.arn).where(
-                ResourceRow.resource_type == VERSION_KIND_NAME,
-                ResourceRow.parent_arn == arn,
-                ResourceRow.status.in_(lifecycle.IN_FLIGHT),
-            )
-        ).first()
-        if training:
-            raise ResourceInUseException(
-                f"The solution {arn} has a solution version in training ({training}); "
-                "stop it or wait for it to finish."
-            )
-        campaigns = session.scalars(
-            select(ResourceRow).where(ResourceRow.resource_type == "campaign")
-        ).all()
-        serving = [
-            c.arn
-            for c in campaigns
-            if str(c.attributes.get("solutionVersionArn", "")).startswith(arn + "/")
-        ]
-        if serving:
-            raise ResourceInUseException(
-                f"The solution {arn} is used by campaign {serving[0]}; delete the campaign first."
-            )
-        lifecycle.set_status(row, lifecycle.DELETE_PENDING, now)
-        runner.enqueue(session, "delete", arn, now)
-    return {}
+def _refuse_if_training_or_serving(session: Session, row: ResourceRow) -> None:
+    """The service keeps a solution while a version trains or a campaign serves one."""
+    arn = row.arn
+    training = session.scalars(
+        select(ResourceRow.arn).where(
+            ResourceRow.resource_type == VERSION_KIND_NAME,
+            ResourceRow.parent_arn == arn,
+            ResourceRow.status.in_(lifecycle.IN_FLIGHT),
+        )
+    ).first()
+    if training:
+        raise ResourceInUseException(
+            f"The solution {arn} has a solution version in training ({training}); "
+            "stop it or wait for it to finish."
+        )
+    campaigns = session.scalars(
+        select(ResourceRow).where(ResourceRow.resource_type == "campaign")
+    ).all()
+    serving = [
+        c.arn
+        for c in campaigns
+        if str(c.attributes.get("servingVersionArn", "")).startswith(arn + "/")
+    ]
+    if serving:
+        raise ResourceInUseException(
+            f"The solution {arn} is used by campaign {serving[0]}; delete the campaign first."
+        )
+
+
+delete = lifecycle.delete_handler(KIND, check=_refuse_if_training_or_serving)
