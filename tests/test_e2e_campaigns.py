@@ -200,6 +200,8 @@ def test_events_change_the_next_answer(personalize, runtime, trained, group, ser
         created["eventTrackerArn"],
     )
     assert tracker["status"] == "ACTIVE" and tracker["trackingId"] == created["trackingId"]
+    dataset = personalize.describe_dataset(datasetArn=group["interactions"])["dataset"]
+    assert dataset["trackingId"] == created["trackingId"]
     with pytest.raises(ClientError) as caught:
         personalize.create_event_tracker(name=unique("tracker"), datasetGroupArn=group["group"])
     assert error_code(caught.value) == "ResourceAlreadyExistsException"

@@ -68,6 +68,11 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
         )
         tags.put_tags(session, arn, request.get("tags"))
         runner.enqueue(session, "activate", arn, now)
+        interactions = _dataset_of_type(session, group.arn, "Interactions")
+        if interactions is not None:  # DescribeDataset shows the tracker that feeds it
+            lifecycle.update_attributes(
+                interactions, interactions.updated_at, trackingId=tracking_id
+            )
     return {"eventTrackerArn": arn, "trackingId": tracking_id}
 
 
