@@ -1,4 +1,4 @@
-"""Command-line entry points: `openpersonalize serve` (more commands arrive with later issues)."""
+"""Command-line entry points: `openpersonalize serve` and `openpersonalize quickstart`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from openpersonalize.config import Settings
 
@@ -71,6 +72,24 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             help=f"(env OPENPERSONALIZE_{setting.name.upper()}; default {setting.default})",
         )
+    quickstart_parser = commands.add_parser(
+        "quickstart",
+        help="run the whole workflow (import, train, metrics, campaign, filter, "
+        "recommendations, events) against an embedded server",
+    )
+    quickstart_parser.add_argument(
+        "--movielens",
+        type=Path,
+        metavar="DIR",
+        help="a local MovieLens ML-100K (u.data, u.item) or ml-latest-small (ratings.csv, "
+        "movies.csv) folder instead of the seeded synthetic data",
+    )
+    quickstart_parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep the server's data here (default: a temporary folder, removed at the end)",
+    )
     return parser
 
 
@@ -79,6 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         overrides = {key: value for key, value in vars(args).items() if key != "command"}
         return serve(Settings.from_env(**overrides))
+    if args.command == "quickstart":
+        from openpersonalize import quickstart
+
+        return quickstart.main(movielens=args.movielens, data_dir=args.data_dir)
     return 1
 
 
