@@ -116,6 +116,9 @@ def test_model_classes() -> None:
         "aws-user-personalization",
         "aws-popularity-count",
         "aws-personalized-ranking",
+        "aws-sims",
+        "aws-similar-items",
+        "aws-trending-now",
     }
     for recipe in RECIPES.values():
         if recipe.model is None:

@@ -20,7 +20,7 @@ from openpersonalize.training.artifacts import load_vocabularies
 
 UP = "arn:aws:personalize:::recipe/aws-user-personalization"
 POPULARITY = "arn:aws:personalize:::recipe/aws-popularity-count"
-SIMS = "arn:aws:personalize:::recipe/aws-sims"
+UNTRAINABLE = "arn:aws:personalize:::recipe/aws-item-affinity"
 HEADER = "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE,EVENT_VALUE\n"
 ITEMS_SCHEMA = json.dumps(
     {
@@ -174,7 +174,7 @@ REFUSED = [
     ({"recipeArn": None}, "InvalidInputException", "recipeArn"),
     ({"performAutoML": True}, "InvalidInputException", "performAutoML"),
     ({"recipeArn": "arn:aws:personalize:::recipe/aws-nope"}, "ResourceNotFoundException", "nope"),
-    ({"recipeArn": SIMS}, "InvalidInputException", "aws-sims"),
+    ({"recipeArn": UNTRAINABLE}, "InvalidInputException", "aws-item-affinity"),
     (
         {"solutionConfig": {"hpoConfig": {"hpoResourceConfig": {"maxNumberOfTrainingJobs": "41"}}}},
         "InvalidInputException",

@@ -131,7 +131,7 @@ def _resolve_s3(
 
     downloaded: list[Path] = []
     try:
-        client = _s3_client(endpoint_url)
+        client = s3_client(endpoint_url)
         if _is_prefix(key):
             keys = _list_csv_keys(client, bucket, key)
             if not keys:
@@ -169,7 +169,7 @@ def _resolve_s3(
         raise
 
 
-def _s3_client(endpoint_url: str | None) -> Any:
+def s3_client(endpoint_url: str | None) -> Any:
     """An S3 client on the default credential chain; us-east-1 when no region is set."""
     import boto3
     from botocore.config import Config

@@ -289,8 +289,7 @@ _ALL: tuple[Recipe, ...] = (
                 feature=True,
             ),
         ),
-        None,
-        _NOT_YET.format("trend detection over time windows"),
+        "openpersonalize.recipes.trending:TrendingNowModel",
     ),
     Recipe(
         "aws-similar-items",
@@ -303,8 +302,7 @@ _ALL: tuple[Recipe, ...] = (
             _integer("item_id_hidden_dim", 100, 30, 200, tunable=True),
             _integer("item_metadata_hidden_dim", 100, 30, 200, tunable=True),
         ),
-        None,
-        _NOT_YET.format("item embeddings from interactions and metadata"),
+        "openpersonalize.recipes.similar_items:SimilarItemsModel",
     ),
     Recipe(
         "aws-sims",
@@ -320,8 +318,7 @@ _ALL: tuple[Recipe, ...] = (
             _continuous("min_item_interaction_count_percentile", 0.01, 0.0, 1.0, feature=True),
             _continuous("max_item_interaction_count_percentile", 0.9, 0.0, 1.0, feature=True),
         ),
-        None,
-        _NOT_YET.format("item-to-item co-occurrence"),
+        "openpersonalize.recipes.sims:SimsModel",
     ),
     Recipe(
         "aws-semantic-similarity",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from openpersonalize.context import Context
 from openpersonalize.jobs import runner
 from openpersonalize.resources import (
+    batch_inference_jobs,
     campaigns,
     dataset_groups,
     dataset_import_jobs,
@@ -82,6 +83,7 @@ def _auto_training(context: Context) -> None:
 runner.register_periodic(_auto_training, every_seconds=5.0)
 
 __all__ = [
+    "batch_inference_jobs",
     "campaigns",
     "filters",
     "dataset_groups",

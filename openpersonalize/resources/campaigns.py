@@ -50,7 +50,7 @@ def resolve_version(session: Session, requested: str) -> ResourceRow:
     return version
 
 
-def _check_config(requested_version: str, version: ResourceRow, config: dict[str, Any]) -> None:
+def check_config(requested_version: str, version: ResourceRow, config: dict[str, Any]) -> None:
     if config.get("syncWithLatestSolutionVersion") and not requested_version.endswith("/" + LATEST):
         raise InvalidInputException(
             "syncWithLatestSolutionVersion needs solutionVersionArn in the form "
@@ -92,7 +92,7 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     config = request.get("campaignConfig") or {}
     with context.database.transaction() as session:
         version = resolve_version(session, request["solutionVersionArn"])
-        _check_config(request["solutionVersionArn"], version, config)
+        check_config(request["solutionVersionArn"], version, config)
         attributes = {
             "solutionVersionArn": request["solutionVersionArn"],
             "servingVersionArn": version.arn,
@@ -152,7 +152,7 @@ def update(context: Context, request: dict[str, Any]) -> dict[str, Any]:
         requested = request.get("solutionVersionArn") or row.attributes["solutionVersionArn"]
         version = resolve_version(session, requested)
         config = request.get("campaignConfig", row.attributes.get("campaignConfig") or {})
-        _check_config(requested, version, config)
+        check_config(requested, version, config)
         record = {
             "solutionVersionArn": requested,
             "servingVersionArn": version.arn,

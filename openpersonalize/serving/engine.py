@@ -29,6 +29,7 @@ from openpersonalize.filters.compiled import CompiledFilter, UserContext
 from openpersonalize.filters.expression import parse_filter, parse_filter_values
 from openpersonalize.recipes import catalog
 from openpersonalize.recipes.base import Model, top_k
+from openpersonalize.recipes.trending import TrendingNowModel
 from openpersonalize.resources import campaigns, filters, lifecycle, schemas, solutions
 from openpersonalize.store.database import EventRow, ResourceRow
 from openpersonalize.training import artifacts
@@ -49,6 +50,8 @@ class Deployed:
     artifacts: artifacts.Artifacts
     dataset_group_arn: str
     cold_items: np.ndarray  # item codes nobody interacted with in training (for exploration)
+    directory: Path
+    trained_at: float  # when the version finished training: later events are "streamed"
 
 
 class ModelCache:
@@ -89,6 +92,8 @@ class ModelCache:
             artifacts=loaded,
             dataset_group_arn=attributes["datasetGroupArn"],
             cold_items=np.flatnonzero(interactions_per_item == 0).astype(np.int32),
+            directory=directory,
+            trained_at=float(version.updated_at),
         )
 
 
@@ -136,6 +141,9 @@ class ItemCatalog:
 _CAMPAIGNS = _Ttl(CACHE_SECONDS)
 _CATALOGS = _Ttl(CACHE_SECONDS * 5)
 _FILTERS = _Ttl(CACHE_SECONDS * 5)
+_TRENDS = _Ttl(CACHE_SECONDS * 5)
+# Recipes that answer without a user: the same popular or trending list for everyone.
+POPULAR_ITEMS_RECIPES = ("aws-popularity-count", "aws-trending-now")
 
 
 def _campaign(context: Context, arn: str) -> dict[str, Any]:
@@ -251,7 +259,10 @@ class Request:
         """Resolve the campaign a request names; batch jobs name a solution version instead
         (`solutionVersionArn`, which the wire layer never lets through from clients)."""
         if body.get("solutionVersionArn"):
-            campaign = {"servingVersionArn": body["solutionVersionArn"], "campaignConfig": {}}
+            campaign = {
+                "servingVersionArn": body["solutionVersionArn"],
+                "campaignConfig": body.get("campaignConfig") or {},
+            }
             return cls.for_campaign(context, campaign, body.get("userId"))
         if body.get("recommenderArn"):
             if body.get("campaignArn"):
@@ -292,6 +303,8 @@ class Request:
             )
             if folded is not None:
                 return np.array(folded, dtype=np.float32)
+        if isinstance(model, TrendingNowModel):
+            model = _TRENDS.get(self.deployed.version_arn, lambda: _trend(self))
         return model.score(np.array([self.user_code], dtype=np.int32))[0]
 
     def seen_items(self) -> np.ndarray:
@@ -336,6 +349,26 @@ class Request:
             )
         rows = table.select(columns).take(pa.array(codes, type=pa.int64())).to_pylist()
         return [{k: "" if v is None else str(v) for k, v in row.items()} for row in rows]
+
+
+def _trend(request: Request) -> Model:
+    """Trending-Now refreshed with the events streamed since training, without retraining."""
+    deployed = request.deployed
+    model = Model.load(deployed.directory / artifacts.MODEL)
+    assert isinstance(model, TrendingNowModel)
+    with request.context.database.snapshot() as session:
+        rows = session.execute(
+            select(EventRow.item_id, EventRow.timestamp).where(
+                EventRow.dataset_arn == request.catalog.interactions_arn,
+                EventRow.received_at > deployed.trained_at,
+            )
+        ).all()
+    index = deployed.artifacts.item_index
+    known = [(index[item], stamp) for item, stamp in rows if item in index]
+    if known:
+        codes, stamps = zip(*known, strict=True)
+        model.refresh_counts(np.array(codes), np.array(stamps), request.context.now())
+    return model
 
 
 def normalized(scores: np.ndarray, allowed: np.ndarray) -> tuple[float, float]:
@@ -383,7 +416,7 @@ def get_recommendations(context: Context, body: dict[str, Any]) -> dict[str, Any
         if not body.get("itemId"):
             raise InvalidInputException("itemId is required for a RELATED_ITEMS campaign.")
         return _related(request, body, k, columns)
-    if not body.get("userId"):
+    if not body.get("userId") and request.deployed.recipe.name not in POPULAR_ITEMS_RECIPES:
         raise InvalidInputException(
             f"userId is required for a {recipe_type} campaign (itemId is not used)."
         )

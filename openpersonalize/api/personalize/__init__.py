@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from openpersonalize.resources import (
+    batch_inference_jobs,
     campaigns,
     dataset_groups,
     dataset_import_jobs,
@@ -33,6 +34,9 @@ OPERATIONS = {
     "CreateDatasetImportJob": dataset_import_jobs.create,
     "DescribeDatasetImportJob": dataset_import_jobs.describe,
     "ListDatasetImportJobs": dataset_import_jobs.list_,
+    "CreateBatchInferenceJob": batch_inference_jobs.create,
+    "DescribeBatchInferenceJob": batch_inference_jobs.describe,
+    "ListBatchInferenceJobs": batch_inference_jobs.list_,
     "ListRecipes": recipes.list_recipes,
     "DescribeRecipe": recipes.describe_recipe,
     "DescribeAlgorithm": recipes.describe_algorithm,
