@@ -1,4 +1,4 @@
-"""Command-line entry points: `openpersonalize serve` and `openpersonalize quickstart`."""
+"""Command-line entry points: `openpersonalize serve | quickstart | metrics | trials`."""
 
 from __future__ import annotations
 
@@ -90,7 +90,52 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="keep the server's data here (default: a temporary folder, removed at the end)",
     )
+    for name, help_text in (
+        ("metrics", "a solution version's offline metrics, with our recall and hit rate"),
+        ("trials", "a solution version's HPO trials and AutoML candidates, best first"),
+    ):
+        reader = commands.add_parser(name, help=help_text)
+        reader.add_argument("solution_version_arn", metavar="SOLUTION_VERSION_ARN")
+        reader.add_argument("--data-dir", default=None, help="(env OPENPERSONALIZE_DATA_DIR)")
+        reader.add_argument(
+            "--database-url", default=None, help="(env OPENPERSONALIZE_DATABASE_URL)"
+        )
     return parser
+
+
+def _version_attributes(settings: Settings, arn: str) -> dict | None:
+    from openpersonalize.context import Context
+    from openpersonalize.resources import lifecycle
+
+    context = Context.open(settings)
+    with context.database.snapshot() as session:
+        row = lifecycle.find(session, arn)
+        return None if row is None else {**row.attributes, "status": row.status}
+
+
+def show_metrics(attributes: dict) -> None:
+    metrics = attributes.get("extendedMetrics") or attributes.get("metrics") or {}
+    width = max((len(name) for name in metrics), default=10)
+    for name in sorted(metrics):
+        print(f"{name:<{width}}  {metrics[name]:.4f}")
+
+
+def show_trials(attributes: dict) -> None:
+    trials = sorted(attributes.get("trials") or [], key=lambda trial: -trial["value"])
+    if not trials:
+        print("no trials: this version was trained without HPO or AutoML")
+        return
+    print(
+        f"{'rank':>4}  {'kind':<6}  {'recipe':<28}  {'metric':<44}  {'value':>7}  "
+        f"{'seconds':>7}  hyperparameters"
+    )
+    for rank, trial in enumerate(trials, start=1):
+        recipe = trial["recipeArn"].rsplit("/", 1)[1]
+        parameters = ", ".join(f"{k}={v}" for k, v in sorted(trial["hyperparameters"].items()))
+        print(
+            f"{rank:>4}  {trial['kind']:<6}  {recipe:<28}  {trial['metric']:<44}  "
+            f"{trial['value']:>7.4f}  {trial['seconds']:>7.2f}  {parameters}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -102,6 +147,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         from openpersonalize import quickstart
 
         return quickstart.main(movielens=args.movielens, data_dir=args.data_dir)
+    if args.command in ("metrics", "trials"):
+        settings = Settings.from_env(data_dir=args.data_dir, database_url=args.database_url)
+        attributes = _version_attributes(settings, args.solution_version_arn)
+        if attributes is None:
+            print(
+                f"no solution version {args.solution_version_arn} in {settings.data_dir}",
+                file=sys.stderr,
+            )
+            return 1
+        if attributes["status"] != "ACTIVE":
+            print(f"{args.solution_version_arn} is {attributes['status']}", file=sys.stderr)
+            return 1
+        (show_metrics if args.command == "metrics" else show_trials)(attributes)
+        return 0
     return 1
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -358,7 +360,7 @@ def test_every_field_is_accepted_and_described(personalize, group) -> None:  # t
     assert error_code(caught.value) == "ResourceAlreadyExistsException"
 
 
-def test_hpo_reports_tuned_parameters(personalize, group) -> None:  # type: ignore[no-untyped-def]
+def test_hpo_reports_tuned_parameters(personalize, group, server) -> None:  # type: ignore[no-untyped-def]
     config = {
         "hpoConfig": {
             "hpoResourceConfig": {"maxNumberOfTrainingJobs": "3"},
@@ -377,6 +379,32 @@ def test_hpo_reports_tuned_parameters(personalize, group) -> None:  # type: igno
     tuned = version["tunedHPOParams"]["algorithmHyperParameters"]
     assert 32 <= int(tuned["hidden_dimension"]) <= 48
     assert tuned["bptt"] == "8"
+    trials = _cli(server, "trials", version["solutionVersionArn"]).splitlines()
+    assert len(trials) == 1 + 3  # header and one line per trial
+    values = [float(line.split()[4]) for line in trials[1:]]
+    assert values == sorted(values, reverse=True)  # best first
+    assert all("bptt=8" in line for line in trials[1:])
+    metrics = _cli(server, "metrics", version["solutionVersionArn"])
+    for name in ("recall_at_10", "hit_rate_at_25", "precision_at_10"):
+        assert name in metrics
+
+
+def _cli(server: ServerProcess, *arguments: str) -> str:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "openpersonalize.cli",
+            *arguments,
+            "--data-dir",
+            str(server.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout
 
 
 def test_training_data_selection_changes_the_model(server, personalize, group) -> None:  # type: ignore[no-untyped-def]

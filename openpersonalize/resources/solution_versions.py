@@ -257,6 +257,8 @@ def _run(job: runner.JobHandle) -> None:
             metrics=result["metrics"],
             trainingHours=hours,
             tunedHPOParams=result.get("tunedHPOParams"),
+            extendedMetrics=result.get("extendedMetrics"),
+            trials=result.get("trials"),
             modelPath=str(output),
         )
         lifecycle.set_status(row, lifecycle.ACTIVE, context.now())

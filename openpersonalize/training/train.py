@@ -31,7 +31,7 @@ from openpersonalize.data.interactions import InteractionData
 from openpersonalize.data.schema import Schema
 from openpersonalize.data.splits import EvaluationSplit, evaluation_split, validation_split
 from openpersonalize.data.training_data import TrainingDataError, load_training_data
-from openpersonalize.metrics.ranking import ranking_metrics
+from openpersonalize.metrics.ranking import METRIC_NAMES, extended_metrics, ranking_metrics
 from openpersonalize.recipes import catalog
 from openpersonalize.recipes.base import Model
 from openpersonalize.resources import lifecycle, schemas
@@ -107,11 +107,11 @@ def train_solution_version(context: Context, version_arn: str, output: Path) -> 
     if version.get("trainingMode") == "UPDATE":
         return _refresh(version_arn, training, output)
     result: dict[str, Any] = {}
+    trials: list[dict[str, Any]] = []  # every HPO trial and AutoML candidate, for `trials`
     if version.get("performAutoML"):
-        recipe, hyperparameters, auto_ml = _auto_ml(version_arn, config, data)
+        recipe, hyperparameters = _auto_ml(version_arn, config, data, trials)
         result["autoMLResult"] = {"bestRecipeArn": recipe.arn}
         result["tunedHPOParams"] = {"algorithmHyperParameters": _as_strings(hyperparameters)}
-        del auto_ml
     else:
         recipe = catalog.get_recipe(version["recipeArn"])
         hyperparameters = catalog.resolve_hyperparameters(
@@ -120,12 +120,17 @@ def train_solution_version(context: Context, version_arn: str, output: Path) -> 
             config.get("featureTransformationParameters"),
         )
         if version.get("performHPO"):
-            hyperparameters = _tune(version_arn, recipe, config, data, hyperparameters)
+            hyperparameters = _tune(version_arn, recipe, config, data, hyperparameters, trials)
             result["tunedHPOParams"] = {"algorithmHyperParameters": _as_strings(hyperparameters)}
     model_class = catalog.model_class(recipe)
     split = evaluation_split(data, seed=SEED)
     _progress(version_arn, 0.4, f"evaluating {recipe.name} on {len(split.test_users)} test users")
-    result["metrics"] = _evaluate(model_class, hyperparameters, split, data.n_items)
+    evaluation = _evaluate(model_class, hyperparameters, split, data.n_items, extended=True)
+    # GetSolutionMetrics reports exactly the service's metrics; ours stay for `openpersonalize
+    # metrics`.
+    result["metrics"] = {name: evaluation[name] for name in METRIC_NAMES}
+    result["extendedMetrics"] = evaluation
+    result["trials"] = trials
     _progress(version_arn, 0.7, "fitting the deployed model on all data")
     model = build(model_class, hyperparameters).fit(data)
     model.save(output / "model")
@@ -229,13 +234,20 @@ def build(model_class: type[Model], hyperparameters: dict[str, Any]) -> Model:
 
 
 def _evaluate(
-    model_class: type[Model], hyperparameters: dict[str, Any], split: EvaluationSplit, n_items: int
+    model_class: type[Model],
+    hyperparameters: dict[str, Any],
+    split: EvaluationSplit,
+    n_items: int,
+    *,
+    extended: bool = False,
 ) -> dict[str, float]:
+    """The service's metrics (or, `extended`, with our recall and hit rate) on held-out users."""
     if len(split.test_users) == 0:
         raise TrainingError("No user has enough interactions to hold out for evaluation.")
     model = build(model_class, hyperparameters).fit(split.train)
     recommended, _ = model.recommend(split.test_users, TOP_K, exclude=split.train.matrix())
-    return ranking_metrics(recommended, split.truth, n_items)
+    measure = extended_metrics if extended else ranking_metrics
+    return measure(recommended, split.truth, n_items)
 
 
 def _tune(
@@ -244,6 +256,7 @@ def _tune(
     config: dict[str, Any],
     data: InteractionData,
     fixed: dict[str, Any],
+    trials: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """Search the tunable hyperparameters on a validation split carved out of training users."""
     import optuna
@@ -251,8 +264,8 @@ def _tune(
     hpo = config.get("hpoConfig") or {}
     ranges = hpo.get("algorithmHyperParameterRanges") or {}
     given = set((config.get("algorithmHyperParameters") or {}).keys())
-    trials = int((hpo.get("hpoResourceConfig") or {}).get("maxNumberOfTrainingJobs") or 0)
-    trials = trials or DEFAULT_MAX_TRAINING_JOBS
+    budget = int((hpo.get("hpoResourceConfig") or {}).get("maxNumberOfTrainingJobs") or 0)
+    budget = budget or DEFAULT_MAX_TRAINING_JOBS
     metric = (hpo.get("hpoObjective") or {}).get("metricName") or DEFAULT_HPO_METRIC
     space = catalog.search_space(recipe, ranges, fixed=given)
     if not space:
@@ -272,17 +285,19 @@ def _tune(
                 candidate[name] = catalog.convert(
                     recipe, name, trial.suggest_categorical(name, list(low_or_values))
                 )
+        started = time.monotonic()
         score = _evaluate(model_class, candidate, validation, data.n_items).get(metric, 0.0)
+        trials.append(_trial(recipe, candidate, metric, score, started, "hpo"))
         _progress(
             version_arn,
-            0.1 + 0.3 * (trial.number + 1) / trials,
-            f"HPO trial {trial.number + 1}/{trials}: {metric}={score:.4f} {candidate}",
+            0.1 + 0.3 * (trial.number + 1) / budget,
+            f"HPO trial {trial.number + 1}/{budget}: {metric}={score:.4f} {candidate}",
         )
         return score
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=SEED))
-    study.optimize(objective, n_trials=trials)
+    study.optimize(objective, n_trials=budget)
     best = dict(fixed)
     for name, value in study.best_params.items():
         best[name] = catalog.convert(recipe, name, value) if isinstance(value, str) else value
@@ -290,8 +305,8 @@ def _tune(
 
 
 def _auto_ml(
-    version_arn: str, config: dict[str, Any], data: InteractionData
-) -> tuple[catalog.Recipe, dict[str, Any], dict[str, float]]:
+    version_arn: str, config: dict[str, Any], data: InteractionData, trials: list[dict[str, Any]]
+) -> tuple[catalog.Recipe, dict[str, Any]]:
     """Train each candidate recipe (tuned) and keep the best by the AutoML metric."""
     auto_ml = config.get("autoMLConfig") or {}
     metric = auto_ml.get("metricName") or DEFAULT_AUTOML_METRIC
@@ -302,20 +317,38 @@ def _auto_ml(
     ]
     test = evaluation_split(data, seed=SEED)
     validation = validation_split(test.train, seed=SEED + 1, exclude_users=test.test_users)
-    scores: dict[str, float] = {}
     best: tuple[float, catalog.Recipe, dict[str, Any]] | None = None
     for recipe in candidates:
         hyperparameters = catalog.resolve_hyperparameters(recipe, None, None)
-        hyperparameters = _tune(version_arn, recipe, {}, data, hyperparameters)
+        hyperparameters = _tune(version_arn, recipe, {}, data, hyperparameters, trials)
+        started = time.monotonic()
         score = _evaluate(catalog.model_class(recipe), hyperparameters, validation, data.n_items)[
             metric
         ]
-        scores[recipe.arn] = score
+        trials.append(_trial(recipe, hyperparameters, metric, score, started, "automl"))
         _progress(version_arn, 0.35, f"AutoML: {recipe.name} {metric}={score:.4f}")
         if best is None or score > best[0]:
             best = (score, recipe, hyperparameters)
     assert best is not None
-    return best[1], best[2], scores
+    return best[1], best[2]
+
+
+def _trial(
+    recipe: catalog.Recipe,
+    hyperparameters: dict[str, Any],
+    metric: str,
+    value: float,
+    started: float,
+    kind: str,
+) -> dict[str, Any]:
+    return {
+        "kind": kind,  # "hpo": one HPO trial; "automl": a tuned recipe compared by AutoML
+        "recipeArn": recipe.arn,
+        "hyperparameters": _as_strings(hyperparameters),
+        "metric": metric,
+        "value": value,
+        "seconds": time.monotonic() - started,
+    }
 
 
 def _as_strings(hyperparameters: dict[str, Any]) -> dict[str, str]:
