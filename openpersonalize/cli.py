@@ -54,6 +54,11 @@ def serve(settings: Settings) -> int:
         settings.workers,
         ", SigV4 required" if settings.auth_required else ", no authentication",
     )
+    # One BLAS thread: a request's matrix-vector product is small, and spinning helper
+    # threads would take the cores from the requests (training runs in other processes).
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     return 0
 

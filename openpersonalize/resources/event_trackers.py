@@ -146,6 +146,9 @@ def put_events(context: Context, request: dict[str, Any]) -> dict[str, Any]:
                 )
             )
         session.add_all(rows)
+    from openpersonalize.serving.engine import EVENT_USERS
+
+    EVENT_USERS.add(interactions.arn, {row.user_id for row in rows})  # after the commit
     return {}
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import select
 
 from openpersonalize.context import Context
@@ -107,23 +108,42 @@ MODELS = ModelCache()
 
 
 class _Ttl:
-    """A tiny time-bounded cache for metadata the hot path reads on every request."""
+    """A small time-bounded cache for metadata the hot path reads on every request.
+
+    An expired entry is still served while one background thread reloads it, so no request
+    waits for a reload (only the very first load of a key is paid by a request)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._entries: dict[Any, tuple[float, Any]] = {}
+        self._reloading: set[Any] = set()
         self._lock = threading.Lock()
 
     def get(self, key: Any, load: Any) -> Any:
         now = time.monotonic()
         with self._lock:
             entry = self._entries.get(key)
-            if entry and now - entry[0] < self.seconds:
-                return entry[1]
+            if entry is not None and now - entry[0] >= self.seconds and key not in self._reloading:
+                self._reloading.add(key)
+                threading.Thread(target=self._reload, args=(key, load), daemon=True).start()
+        if entry is not None:
+            return entry[1]
         value = load()
         with self._lock:
-            self._entries[key] = (now, value)
+            self._entries[key] = (time.monotonic(), value)
         return value
+
+    def _reload(self, key: Any, load: Any) -> None:
+        try:
+            value = load()
+            with self._lock:
+                self._entries[key] = (time.monotonic(), value)
+        except Exception:  # e.g. the campaign was deleted: forget it, the next request says so
+            with self._lock:
+                self._entries.pop(key, None)
+        finally:
+            with self._lock:
+                self._reloading.discard(key)
 
 
 @dataclass
@@ -149,7 +169,9 @@ POPULAR_ITEMS_RECIPES = ("aws-popularity-count", "aws-trending-now")
 def _campaign(context: Context, arn: str) -> dict[str, Any]:
     def load() -> dict[str, Any]:
         with context.database.snapshot() as session:
-            return dict(campaigns.serving_record(session, arn).attributes)
+            campaign = dict(campaigns.serving_record(session, arn).attributes)
+        MODELS.get(context, campaign["servingVersionArn"])  # warm: a switch never waits on a load
+        return campaign
 
     return _CAMPAIGNS.get(arn, load)
 
@@ -198,17 +220,55 @@ def _load_catalog(context: Context, deployed: Deployed) -> ItemCatalog:
 
 def _align(table: pa.Table, id_column: str, ids: np.ndarray) -> pa.Table:
     """Rows of `table` reordered to match `ids` (the newest row of an ID wins; nulls if absent)."""
-    position: dict[str, int] = {}
-    for index, value in enumerate(table.column(id_column).to_pylist()):
-        position[value] = index
-    take = pa.array([position.get(item_id) for item_id in ids], type=pa.int64())
-    return table.take(take)
+    column = table.column(id_column)
+    # Reverse first so that index_in finds each ID's last (newest) row.
+    reversed_rows = np.arange(table.num_rows - 1, -1, -1)
+    positions = pc.index_in(pa.array(ids.astype(str)), value_set=column.take(reversed_rows))
+    valid = positions.is_valid().to_numpy(zero_copy_only=False)
+    take = np.where(valid, reversed_rows[positions.fill_null(0).to_numpy()], -1)
+    return table.take(pa.array(take, mask=~valid, type=pa.int64()))
+
+
+class _EventUsers:
+    """Which users of a dataset have streamed events, so most requests skip the events query.
+
+    PutEvents is answered by this same process, which adds users as their events arrive."""
+
+    def __init__(self) -> None:
+        self._users: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+
+    def has_events(self, context: Context, dataset_arn: str, user_id: str) -> bool:
+        with self._lock:
+            users = self._users.get(dataset_arn)
+        if users is None:
+            with context.database.snapshot() as session:
+                users = set(
+                    session.scalars(
+                        select(EventRow.user_id)
+                        .where(EventRow.dataset_arn == dataset_arn)
+                        .distinct()
+                    )
+                )
+            with self._lock:
+                users = self._users.setdefault(dataset_arn, users)
+        return user_id in users
+
+    def add(self, dataset_arn: str, user_ids: set[str]) -> None:
+        with self._lock:
+            if dataset_arn in self._users:
+                self._users[dataset_arn] |= user_ids
+
+
+EVENT_USERS = _EventUsers()
 
 
 def _recent_events(
     context: Context, interactions_arn: str | None, user_id: str | None
 ) -> list[EventRow]:
     if not interactions_arn or not user_id:
+        return []
+    if not EVENT_USERS.has_events(context, interactions_arn, user_id):
         return []
     with context.database.snapshot() as session:
         return list(
@@ -452,11 +512,13 @@ def get_recommendations(context: Context, body: dict[str, Any]) -> dict[str, Any
 
 
 def _top(scores: np.ndarray, allowed: np.ndarray, k: int) -> list[int]:
-    if k <= 0 or not allowed.any():
+    """The k best allowed item codes. Partitioning only the allowed items keeps this fast when
+    a filter leaves few (argpartition slows down on many equal masked values)."""
+    candidates = np.flatnonzero(allowed)
+    if k <= 0 or len(candidates) == 0:
         return []
-    masked = np.where(allowed, scores, -np.inf).astype(np.float32)
-    codes, values = top_k(masked[None, :], min(k, int(allowed.sum())))
-    return [int(c) for c, v in zip(codes[0], values[0], strict=True) if c >= 0 and v > -np.inf]
+    codes, _ = top_k(scores[candidates][None, :], min(k, len(candidates)))
+    return [int(candidates[c]) for c in codes[0] if c >= 0]
 
 
 def _interleave(

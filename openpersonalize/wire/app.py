@@ -80,7 +80,11 @@ def create_app(
                     f"{operation.name} ({operation.service}) is not implemented by "
                     "openpersonalize yet."
                 )
-            result = await run_in_threadpool(handler, context, arguments)
+            if operation.service == "personalize-runtime":
+                # The hot path is short numpy work: a thread hop would cost more than it saves.
+                result = handler(context, arguments)
+            else:
+                result = await run_in_threadpool(handler, context, arguments)
             return _success(operation, model.serialize_output(operation, result), request_id)
         except ServiceError as error:
             return _error(operation, error, request_id)
