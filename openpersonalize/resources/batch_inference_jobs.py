@@ -39,7 +39,7 @@ from openpersonalize.errors import (
 )
 from openpersonalize.jobs import runner
 from openpersonalize.recipes import catalog
-from openpersonalize.resources import campaigns, filters, lifecycle, solution_versions, tags
+from openpersonalize.resources import campaigns, filters, lifecycle, solution_versions
 from openpersonalize.store.database import ResourceRow
 
 KIND = lifecycle.Kind(
@@ -125,18 +125,17 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
             "roleArn": request["roleArn"],
             "batchInferenceJobMode": mode,
         }
-        lifecycle.insert(
+        lifecycle.create_pending(
             session,
             KIND,
             arn=arn,
             name=name,
             now=now,
-            status=lifecycle.CREATE_PENDING,
             parent_arn=version.arn,
             attributes={k: v for k, v in attributes.items() if v is not None},
+            job="batch_inference",
+            tags=request.get("tags"),
         )
-        tags.put_tags(session, arn, request.get("tags"))
-        runner.enqueue(session, "batch_inference", arn, now)
     return {"batchInferenceJobArn": arn}
 
 

@@ -20,7 +20,7 @@ from openpersonalize.errors import (
 )
 from openpersonalize.jobs import runner
 from openpersonalize.recipes import catalog
-from openpersonalize.resources import lifecycle, solution_versions, solutions, tags
+from openpersonalize.resources import lifecycle, solution_versions, solutions
 from openpersonalize.store.database import ResourceRow
 
 KIND = lifecycle.Kind("campaign", "campaignArn", "campaign")
@@ -100,18 +100,17 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
             "campaignConfig": config,
             "datasetGroupArn": version.attributes["datasetGroupArn"],
         }
-        lifecycle.insert(
+        lifecycle.create_pending(
             session,
             KIND,
             arn=arn,
             name=name,
             now=now,
-            status=lifecycle.CREATE_PENDING,
             parent_arn=version.attributes["datasetGroupArn"],
             attributes=attributes,
+            job="deploy",
+            tags=request.get("tags"),
         )
-        tags.put_tags(session, arn, request.get("tags"))
-        runner.enqueue(session, "deploy", arn, now)
     return {"campaignArn": arn}
 
 

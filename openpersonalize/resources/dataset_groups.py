@@ -9,8 +9,7 @@ from sqlalchemy.orm import Session
 
 from openpersonalize.context import Context
 from openpersonalize.errors import InvalidInputException, ResourceInUseException
-from openpersonalize.jobs import runner
-from openpersonalize.resources import lifecycle, tags
+from openpersonalize.resources import lifecycle
 from openpersonalize.store.database import ResourceRow
 
 KIND = lifecycle.Kind("dataset-group", "datasetGroupArn", "dataset group")
@@ -24,17 +23,16 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     now = context.now()
     attributes = {k: request[k] for k in ("roleArn", "kmsKeyArn", "domain") if k in request}
     with context.database.transaction() as session:
-        lifecycle.insert(
+        lifecycle.create_pending(
             session,
             KIND,
             arn=arn,
             name=name,
             now=now,
-            status=lifecycle.CREATE_PENDING,
             attributes=attributes,
+            job="activate",
+            tags=request.get("tags"),
         )
-        tags.put_tags(session, arn, request.get("tags"))
-        runner.enqueue(session, "activate", arn, now)
     return {"datasetGroupArn": arn, "domain": request.get("domain")}
 
 

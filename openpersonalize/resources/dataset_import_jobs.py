@@ -16,7 +16,7 @@ from openpersonalize.data.importer import ImportFailed, import_csv
 from openpersonalize.data.sources import resolve_data_location
 from openpersonalize.errors import InvalidInputException, ResourceInUseException
 from openpersonalize.jobs import runner
-from openpersonalize.resources import datasets, lifecycle, schemas, tags
+from openpersonalize.resources import datasets, lifecycle, schemas
 from openpersonalize.store.database import ResourceRow
 
 KIND = lifecycle.Kind(
@@ -60,18 +60,17 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
             "importMode": mode,
             "publishAttributionMetricsToS3": request.get("publishAttributionMetricsToS3"),
         }
-        lifecycle.insert(
+        lifecycle.create_pending(
             session,
             KIND,
             arn=arn,
             name=name,
             now=now,
-            status=lifecycle.CREATE_PENDING,
             parent_arn=dataset.arn,
             attributes=attributes,
+            job="dataset_import",
+            tags=request.get("tags"),
         )
-        tags.put_tags(session, arn, request.get("tags"))
-        runner.enqueue(session, "dataset_import", arn, now)
     return {"datasetImportJobArn": arn}
 
 

@@ -18,7 +18,7 @@ from openpersonalize.errors import (
     ResourceInUseException,
 )
 from openpersonalize.jobs import runner
-from openpersonalize.resources import dataset_groups, lifecycle, schemas, tags
+from openpersonalize.resources import dataset_groups, lifecycle, schemas
 from openpersonalize.store.database import ResourceRow
 
 KIND = lifecycle.Kind("dataset", "datasetArn", "dataset", name_scoped_to_parent=True)
@@ -52,18 +52,17 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
             "files": [],
             "rowCount": 0,
         }
-        lifecycle.insert(
+        lifecycle.create_pending(
             session,
             KIND,
             arn=arn,
             name=request["name"],
             now=now,
-            status=lifecycle.CREATE_PENDING,
             parent_arn=group_arn,
             attributes=attributes,
+            job="activate",
+            tags=request.get("tags"),
         )
-        tags.put_tags(session, arn, request.get("tags"))
-        runner.enqueue(session, "activate", arn, now)
     return {"datasetArn": arn}
 
 

@@ -18,8 +18,7 @@ from openpersonalize.errors import (
     ResourceAlreadyExistsException,
     ResourceInUseException,
 )
-from openpersonalize.jobs import runner
-from openpersonalize.resources import dataset_groups, datasets, lifecycle, schemas, tags
+from openpersonalize.resources import dataset_groups, datasets, lifecycle, schemas
 from openpersonalize.store.database import EventRow, RecordRow, ResourceRow
 
 KIND = lifecycle.Kind("event-tracker", "eventTrackerArn", "event tracker")
@@ -52,22 +51,21 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
             raise ResourceAlreadyExistsException(
                 f"The dataset group {group.arn} already has an event tracker: {existing}"
             )
-        lifecycle.insert(
+        lifecycle.create_pending(
             session,
             KIND,
             arn=arn,
             name=name,
             now=now,
-            status=lifecycle.CREATE_PENDING,
             parent_arn=group.arn,
             attributes={
                 "datasetGroupArn": group.arn,
                 "trackingId": tracking_id,
                 "accountId": context.settings.account_id,
             },
+            job="activate",
+            tags=request.get("tags"),
         )
-        tags.put_tags(session, arn, request.get("tags"))
-        runner.enqueue(session, "activate", arn, now)
         interactions = _dataset_of_type(session, group.arn, "Interactions")
         if interactions is not None:  # DescribeDataset shows the tracker that feeds it
             lifecycle.update_attributes(

@@ -10,8 +10,7 @@ from sqlalchemy.orm import Session
 from openpersonalize.context import Context
 from openpersonalize.errors import LimitExceededException, ResourceInUseException
 from openpersonalize.filters.expression import check_filter, parse_filter
-from openpersonalize.jobs import runner
-from openpersonalize.resources import dataset_groups, lifecycle, schemas, solutions, tags
+from openpersonalize.resources import dataset_groups, lifecycle, schemas, solutions
 from openpersonalize.store.database import ResourceRow
 
 KIND = lifecycle.Kind("filter", "filterArn", "filter")
@@ -45,21 +44,20 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
                 f"The dataset group {group.arn} already has {count} filters; the limit is "
                 f"{MAX_FILTERS_PER_GROUP}."
             )
-        lifecycle.insert(
+        lifecycle.create_pending(
             session,
             KIND,
             arn=arn,
             name=name,
             now=now,
-            status=lifecycle.CREATE_PENDING,
             parent_arn=group.arn,
             attributes={
                 "datasetGroupArn": group.arn,
                 "filterExpression": request["filterExpression"],
             },
+            job="activate",
+            tags=request.get("tags"),
         )
-        tags.put_tags(session, arn, request.get("tags"))
-        runner.enqueue(session, "activate", arn, now)
     return {"filterArn": arn}
 
 

@@ -108,6 +108,38 @@ def insert(
     return row
 
 
+def create_pending(
+    session: Session,
+    kind: Kind,
+    *,
+    arn: str,
+    name: str,
+    now: float,
+    job: str,
+    tags: list[dict[str, str]] | None = None,
+    parent_arn: str | None = None,
+    attributes: dict[str, Any] | None = None,
+) -> ResourceRow:
+    """Record a new resource in CREATE PENDING, its tags, and the job that completes it, all in
+    the caller's transaction: the resource exists exactly when its job does."""
+    from openpersonalize.jobs import runner
+    from openpersonalize.resources.tags import put_tags
+
+    row = insert(
+        session,
+        kind,
+        arn=arn,
+        name=name,
+        now=now,
+        status=CREATE_PENDING,
+        parent_arn=parent_arn,
+        attributes=attributes,
+    )
+    put_tags(session, arn, tags)
+    runner.enqueue(session, job, arn, now)
+    return row
+
+
 def _exists(session: Session, kind: Kind, name: str, scope: str, arn: str) -> bool:
     same_name = (
         (ResourceRow.resource_type == kind.resource_type)

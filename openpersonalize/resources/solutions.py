@@ -18,7 +18,7 @@ from openpersonalize.data.schema import Schema
 from openpersonalize.errors import InvalidInputException, ResourceInUseException
 from openpersonalize.jobs import runner
 from openpersonalize.recipes import catalog
-from openpersonalize.resources import dataset_groups, lifecycle, schemas, tags
+from openpersonalize.resources import dataset_groups, lifecycle, schemas
 from openpersonalize.store.database import ResourceRow
 
 KIND = lifecycle.Kind("solution", "solutionArn", "solution")
@@ -85,18 +85,17 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
                 "autoTrainingConfig": {"schedulingExpression": schedule or DEFAULT_SCHEDULE},
             }
             attributes["nextAutoTrainingAt"] = now + FIRST_AUTO_TRAINING_DELAY
-        lifecycle.insert(
+        lifecycle.create_pending(
             session,
             KIND,
             arn=arn,
             name=name,
             now=now,
-            status=lifecycle.CREATE_PENDING,
             parent_arn=group.arn,
             attributes=attributes,
+            job="activate",
+            tags=request.get("tags"),
         )
-        tags.put_tags(session, arn, request.get("tags"))
-        runner.enqueue(session, "activate", arn, now)
     return {"solutionArn": arn}
 
 
