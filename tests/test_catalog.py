@@ -119,6 +119,8 @@ def test_model_classes() -> None:
         "aws-sims",
         "aws-similar-items",
         "aws-trending-now",
+        "aws-user-personalization-v2",
+        "aws-personalized-ranking-v2",
     }
     for recipe in RECIPES.values():
         if recipe.model is None:

@@ -98,3 +98,21 @@ def test_trending_now_follows_streamed_events(personalize, server, group) -> Non
             break
         time.sleep(0.5)
     assert after[0]["itemId"] == "c99", (before, after)
+
+
+def test_user_personalization_v2_transformer(personalize, server, group) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    runtime = server.client("personalize-runtime")
+    campaign = campaign_for(
+        personalize,
+        group,
+        "aws-user-personalization-v2",
+        solutionConfig={"algorithmHyperParameters": {"apply_recency_bias": "false"}},
+    )
+    items = runtime.get_recommendations(campaignArn=campaign, userId="u4", numResults=10)[
+        "itemList"
+    ]
+    assert len(items) == 10
+    ranking = runtime.get_personalized_ranking(
+        campaignArn=campaign, userId="u4", inputList=["c3", "c60", "unknown-item"]
+    )["personalizedRanking"]
+    assert ranking[-1] == {"itemId": "unknown-item"}

@@ -226,8 +226,7 @@ _ALL: tuple[Recipe, ...] = (
         "aws-user-personalization-v2",
         None,
         _RECENCY_BIAS,
-        None,
-        _NOT_YET.format("a transformer sequence model"),
+        "openpersonalize.recipes.sasrec:SASRecModel",
     ),
     Recipe(
         "aws-user-personalization",
@@ -248,8 +247,7 @@ _ALL: tuple[Recipe, ...] = (
         "aws-personalized-ranking-v2",
         None,
         _RECENCY_BIAS,
-        None,
-        _NOT_YET.format("a transformer sequence model"),
+        "openpersonalize.recipes.sasrec:SASRecModel",
     ),
     Recipe(
         "aws-personalized-ranking",
