@@ -307,15 +307,23 @@ def serialize_output(operation: Operation, result: dict[str, Any] | None) -> dic
     return _serialize(shape, result)
 
 
+_AS_IS = frozenset(("string", "integer", "long", "boolean", "blob"))
+
+
 def _serialize(shape: Shape, value: Any) -> Any:
     kind = shape.type_name
+    if kind in _AS_IS:  # the common case on the hot path: nothing to convert
+        return value
     if kind == "structure":
-        out = {}
-        for name, member in shape.members.items():
-            item = value.get(name) if isinstance(value, dict) else None
-            if item is not None:
-                out[name] = _serialize(member, item)
-        return out
+        if not isinstance(value, dict):
+            return {}
+        members = shape.members
+        # Walk the value's keys (usually few), keeping the ones the shape defines.
+        return {
+            name: _serialize(members[name], item)
+            for name, item in value.items()
+            if item is not None and name in members
+        }
     if kind == "list":
         return [_serialize(shape.member, item) for item in value]
     if kind == "map":
