@@ -130,3 +130,15 @@ def test_users_without_events_get_popularity(data) -> None:
     model = tiny(epochs=1).fit(sparse)
     np.testing.assert_array_equal(model.score(np.array([0, -1]))[0], model.popularity_)
     np.testing.assert_array_equal(model.score(np.array([0, -1]))[1], model.popularity_)
+
+
+def test_sampled_softmax_path_for_large_catalogs(data) -> None:
+    """Catalogs above full_softmax_max_items train against sampled negatives instead."""
+    sampled = tiny(full_softmax_max_items=0).fit(data)
+    again = tiny(full_softmax_max_items=0).fit(data)
+    users = np.arange(min(5, data.n_users), dtype=np.int32)
+    items, scores = sampled.recommend(users, 5, exclude=data.matrix())
+    assert (items >= 0).all() and np.isfinite(scores).all()
+    assert np.array_equal(items, again.recommend(users, 5, exclude=data.matrix())[0])
+    full = tiny().fit(data)
+    assert not np.array_equal(sampled.score(users), full.score(users))

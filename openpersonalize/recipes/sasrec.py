@@ -6,10 +6,12 @@ go through ``num_blocks`` causal self-attention blocks, and the hidden state at 
 scores the next item as its dot product with that item's embedding (input and output
 embeddings are shared). The score of a user is the hidden state after their newest event.
 
-Training predicts the next item at every position with a sampled softmax: the true next item
+Training predicts the next item at every position with a softmax. When the catalog has at
+most ``full_softmax_max_items`` items it is the full softmax over every item (cheap for such
+catalogs, and markedly more accurate). Otherwise it is a sampled softmax: the true next item
 against ``negatives`` items drawn uniformly from the catalog, one draw shared by the whole
 batch (a negative that equals the position's true item is masked out). Uniform sampling makes
-the logQ correction a constant, so none is applied. The cost of a step grows with
+the logQ correction a constant, so none is applied. The cost of a sampled step grows with
 ``negatives``, not with the catalog, so large catalogs fit. A user's history longer than
 ``max_sequence_length`` is cut into consecutive windows from the newest event back, each a
 training sequence of its own.
@@ -51,21 +53,22 @@ _SCORE_BATCH = 512
 
 
 class SASRecModel(Model):
-    """SASRec with sampled-softmax training; see the module docstring."""
+    """SASRec with full or sampled softmax training; see the module docstring."""
 
     def __init__(
         self,
         apply_recency_bias: bool = True,
         hidden_dimension: int = 64,
         max_sequence_length: int = 50,
-        num_blocks: int = 2,
+        num_blocks: int = 1,
         num_heads: int = 1,
         dropout: float = 0.2,
-        epochs: int = 20,
-        batch_size: int = 64,
+        epochs: int = 10,
+        batch_size: int = 128,
         learning_rate: float = 5e-3,
         negatives: int = 100,
         random_state: int = 0,
+        full_softmax_max_items: int = 50_000,
     ) -> None:
         self.apply_recency_bias = apply_recency_bias
         self.hidden_dimension = hidden_dimension
@@ -78,6 +81,7 @@ class SASRecModel(Model):
         self.learning_rate = learning_rate
         self.negatives = negatives
         self.random_state = random_state
+        self.full_softmax_max_items = full_softmax_max_items
 
     # -- training ---------------------------------------------------------------------------
 
@@ -175,6 +179,7 @@ class SASRecModel(Model):
     ) -> None:
         n_items = table.embedding.num_embeddings
         n_negatives = max(1, min(int(self.negatives), n_items))
+        full = n_items <= int(self.full_softmax_max_items)
         batch_size = max(int(self.batch_size), 1)
         parameters = list(table.parameters()) + list(encoder.parameters())
         optimizer = torch.optim.Adam(parameters, lr=float(self.learning_rate), betas=(0.9, 0.98))
@@ -187,17 +192,21 @@ class SASRecModel(Model):
                 x = torch.from_numpy(inputs[batch]).to(device)
                 y = torch.from_numpy(targets[batch]).to(device)
                 w = torch.from_numpy(loss_weights[batch]).to(device)
-                negatives = torch.from_numpy(rng.integers(0, n_items, n_negatives)).to(device)
                 vectors = table()
                 hidden = encoder(x, vectors)  # (B, L, d)
                 valid = w > 0
                 h, t, w = hidden[valid], y[valid], w[valid]
-                positive = (h * vectors[t]).sum(dim=1, keepdim=True)
-                negative = h @ vectors[negatives].T
-                negative = negative.masked_fill(t[:, None] == negatives[None, :], -1e9)
-                logits = torch.cat([positive, negative], dim=1)
-                zeros = torch.zeros(len(t), dtype=torch.long, device=device)
-                loss = nn.functional.cross_entropy(logits, zeros, reduction="none")
+                if full:
+                    loss = nn.functional.cross_entropy(h @ vectors.T, t, reduction="none")
+                else:
+                    draw = rng.integers(0, n_items, n_negatives)
+                    negatives = torch.from_numpy(draw).to(device)
+                    positive = (h * vectors[t]).sum(dim=1, keepdim=True)
+                    negative = h @ vectors[negatives].T
+                    negative = negative.masked_fill(t[:, None] == negatives[None, :], -1e9)
+                    logits = torch.cat([positive, negative], dim=1)
+                    zeros = torch.zeros(len(t), dtype=torch.long, device=device)
+                    loss = nn.functional.cross_entropy(logits, zeros, reduction="none")
                 loss = (loss * w).sum() / w.sum()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
