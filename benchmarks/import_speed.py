@@ -20,10 +20,8 @@ under the server's local S3 root.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import re
 import resource
 import shutil
@@ -34,10 +32,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DATASETS = REPO / ".." / "shared" / "datasets"
-DOC = REPO / "docs" / "benchmarks.md"
+import common
+from common import DATASETS, DOC, REPO
+
 START, END = "<!-- import_speed:start -->", "<!-- import_speed:end -->"
+
+
+def machine() -> str:
+    return common.machine("pyarrow")
+
+
+def write_doc(text: str) -> None:
+    common.write_section(START, END, text)
+
+
 BUCKET = "bench"
 
 # Targets on the 2-core reference machine.
@@ -210,7 +218,7 @@ def measure_api(root: Path, case: Case, work: Path, figures: Figures) -> None:
         client = server.client("personalize")
         name = re.sub(r"[^a-zA-Z0-9-]", "-", case.key)[:50]
         group = client.create_dataset_group(name=f"bench-{name}")["datasetGroupArn"]
-        _require_active(
+        common.require_active(
             wait_for_status(client.describe_dataset_group, "datasetGroup", "datasetGroupArn", group)
         )
         schema = client.create_schema(name=f"bench-{name}", schema=case.schema)["schemaArn"]
@@ -220,7 +228,9 @@ def measure_api(root: Path, case: Case, work: Path, figures: Figures) -> None:
             schemaArn=schema,
             datasetType="Interactions",
         )["datasetArn"]
-        _require_active(wait_for_status(client.describe_dataset, "dataset", "datasetArn", dataset))
+        common.require_active(
+            wait_for_status(client.describe_dataset, "dataset", "datasetArn", dataset)
+        )
 
         started = time.perf_counter()
         job = client.create_dataset_import_job(
@@ -237,7 +247,7 @@ def measure_api(root: Path, case: Case, work: Path, figures: Figures) -> None:
             timeout=3600.0,
         )
         seconds = time.perf_counter() - started
-        _require_active(description, server.log())
+        common.require_active(description, server.log())
         workers = _worker_pids(server.process.pid)  # type: ignore[union-attr]
         if len(workers) != 1:
             raise SystemExit(f"expected one worker process under the server, found {workers}")
@@ -245,11 +255,6 @@ def measure_api(root: Path, case: Case, work: Path, figures: Figures) -> None:
         figures.worker_peak_rss_mib = _vm_hwm_mib(workers[0])
     finally:
         server.stop()
-
-
-def _require_active(description: dict, log: str = "") -> None:
-    if description.get("status") != "ACTIVE":
-        raise SystemExit(f"not ACTIVE: {description}\n{log}")
 
 
 def _worker_pids(server_pid: int) -> list[int]:
@@ -296,33 +301,6 @@ def _peak_rss_mib() -> float:
 
 
 # ------------------------------------------------------------------------ reporting
-
-
-def machine() -> str:
-    """nproc, RAM, CPU model, Python/pyarrow versions and the date."""
-    import pyarrow
-
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = "unknown RAM"
-    try:
-        match = re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text())
-        if match:
-            ram = f"{int(match.group(1)) / 1024**2:.1f} GiB RAM"
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
-    return (
-        f"{cores} cores ({cpu}), {ram}; Python {platform.python_version()}, "
-        f"pyarrow {pyarrow.__version__}; {date}"
-    )
 
 
 def table(figures: list[Figures]) -> str:
@@ -390,22 +368,6 @@ def section(figures: list[Figures], verdicts: list[str]) -> str:
         END,
     ]
     return "\n".join(body)
-
-
-def write_doc(text: str) -> None:
-    """Replace our section of docs/benchmarks.md (create the file if missing)."""
-    if DOC.exists():
-        current = DOC.read_text()
-    else:
-        current = "# Benchmarks\n"
-    if START in current and END in current:
-        before = current.split(START, 1)[0]
-        after = current.split(END, 1)[1]
-        updated = before + text + after
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text + "\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(updated)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,11 +34,9 @@ server itself can serve on the cores the clients leave it.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import multiprocessing as mp
 import os
-import platform
 import re
 import sys
 import tempfile
@@ -47,10 +45,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-DATASETS = REPO / ".." / "shared" / "datasets"
-DOC = REPO / "docs" / "benchmarks.md"
+import common
+from common import DATASETS, DOC, REPO
+
 START, END = "<!-- serving:start -->", "<!-- serving:end -->"
+
+
+def machine() -> str:
+    return common.machine("numpy", "pyarrow", "boto3", "uvicorn")
+
+
+def write_doc(text: str) -> None:
+    common.write_section(START, END, text)
+
+
 BUCKET = "bench"
 RECIPE = "arn:aws:personalize:::recipe/aws-user-personalization"
 
@@ -518,7 +526,7 @@ def measure(
         client = server.client("personalize")
         name = "bench-" + re.sub(r"[^a-zA-Z0-9-]", "-", catalog.interactions_key)[:40]
         group = client.create_dataset_group(name=name)["datasetGroupArn"]
-        _require_active(
+        common.require_active(
             wait_for_status(client.describe_dataset_group, "datasetGroup", "datasetGroupArn", group)
         )
         for dataset_type, schema_text, key in (
@@ -532,7 +540,7 @@ def measure(
                 schemaArn=schema["schemaArn"],
                 datasetType=dataset_type,
             )["datasetArn"]
-            _require_active(
+            common.require_active(
                 wait_for_status(client.describe_dataset, "dataset", "datasetArn", dataset)
             )
             job = client.create_dataset_import_job(
@@ -541,7 +549,7 @@ def measure(
                 dataSource={"dataLocation": f"s3://{BUCKET}/{key}"},
                 importMode="FULL",
             )["datasetImportJobArn"]
-            _require_active(
+            common.require_active(
                 wait_for_status(
                     client.describe_dataset_import_job,
                     "datasetImportJob",
@@ -556,12 +564,12 @@ def measure(
         solution = client.create_solution(
             name=f"{name}-up", datasetGroupArn=group, recipeArn=RECIPE, performAutoTraining=False
         )["solutionArn"]
-        _require_active(
+        common.require_active(
             wait_for_status(client.describe_solution, "solution", "solutionArn", solution)
         )
         started = time.perf_counter()
         version = client.create_solution_version(solutionArn=solution)["solutionVersionArn"]
-        _require_active(
+        common.require_active(
             wait_for_status(
                 client.describe_solution_version,
                 "solutionVersion",
@@ -578,7 +586,7 @@ def measure(
             solutionVersionArn=version,
             campaignConfig={"itemExplorationConfig": {"explorationWeight": "0"}},
         )["campaignArn"]
-        _require_active(
+        common.require_active(
             wait_for_status(
                 client.describe_campaign, "campaign", "campaignArn", campaign, timeout=600.0
             ),
@@ -587,7 +595,9 @@ def measure(
         filter_arn = client.create_filter(
             name=f"{name}-genre", datasetGroupArn=group, filterExpression=catalog.filter_expression
         )["filterArn"]
-        _require_active(wait_for_status(client.describe_filter, "filter", "filterArn", filter_arn))
+        common.require_active(
+            wait_for_status(client.describe_filter, "filter", "filterArn", filter_arn)
+        )
 
         requests = {
             NO_FILTER: {"campaignArn": campaign},
@@ -644,51 +654,6 @@ def measure(
     finally:
         server.stop()
     return result
-
-
-def _require_active(description: dict, log: str = "") -> None:
-    if description.get("status") != "ACTIVE":
-        raise SystemExit(f"not ACTIVE: {description}\n{log[-5000:]}")
-
-
-# ------------------------------------------------------------------------ reporting
-
-
-def machine() -> str:
-    """nproc, RAM, CPU model, Python and library versions and the date."""
-    import boto3
-    import numpy
-    import pyarrow
-    import uvicorn
-
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = "unknown RAM"
-    try:
-        match = re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text())
-        if match:
-            ram = f"{int(match.group(1)) / 1024**2:.1f} GiB RAM"
-    except OSError:
-        pass
-    cores = _cores()
-    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
-    return (
-        f"{cores} cores ({cpu}), {ram}; Python {platform.python_version()}, "
-        f"numpy {numpy.__version__}, pyarrow {pyarrow.__version__}, boto3 {boto3.__version__}, "
-        f"uvicorn {uvicorn.__version__}; {date}"
-    )
-
-
-def _cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def table(result: Result) -> str:
@@ -805,7 +770,7 @@ def section(
         "client-side latencies (for boto3 the call with signing and parsing). *Server CPU* is "
         "the server process's user+system CPU over the window per request (all its threads), "
         "*client CPU* the client processes' together. **The clients and the server share the "
-        f"same {_cores()} cores** (nothing else runs), so every millisecond of client CPU is "
+        f"same {common.cores()} cores** (nothing else runs), so every millisecond of client CPU is "
         "taken from the server; *(best)* marks the concurrency with the highest throughput."
         + raw
         + " The "
@@ -823,19 +788,6 @@ def section(
         body += [table(result), ""]
     body += [*[f"- {v}" for v in verdicts], END]
     return "\n".join(body)
-
-
-def write_doc(text: str) -> None:
-    """Replace our section of docs/benchmarks.md (append it if missing)."""
-    current = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if START in current and END in current:
-        before = current.split(START, 1)[0]
-        after = current.split(END, 1)[1]
-        updated = before + text + after
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text + "\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(updated)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,10 +20,8 @@ CSVs, the import and creating the solutions are not timed.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import re
 import sys
 import tempfile
@@ -32,10 +30,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-DATASETS = REPO / ".." / "shared" / "datasets"
-DOC = REPO / "docs" / "benchmarks.md"
+import common
+from common import DATASETS, DOC, REPO
+
 START, END = "<!-- training:start -->", "<!-- training:end -->"
+
+
+def machine() -> str:
+    return common.machine("numpy", "pyarrow")
+
+
+def write_doc(text: str) -> None:
+    common.write_section(START, END, text)
+
+
 BUCKET = "bench"
 
 USER_PERSONALIZATION = "aws-user-personalization"
@@ -226,14 +234,16 @@ def measure(root: Path, case: Case, work: Path) -> Result:
         client = server.client("personalize")
         name = "bench-" + re.sub(r"[^a-zA-Z0-9-]", "-", case.key)[:40]
         group = client.create_dataset_group(name=name)["datasetGroupArn"]
-        _require_active(
+        common.require_active(
             wait_for_status(client.describe_dataset_group, "datasetGroup", "datasetGroupArn", group)
         )
         schema = client.create_schema(name=name, schema=case.schema)["schemaArn"]
         dataset = client.create_dataset(
             name=name, datasetGroupArn=group, schemaArn=schema, datasetType="Interactions"
         )["datasetArn"]
-        _require_active(wait_for_status(client.describe_dataset, "dataset", "datasetArn", dataset))
+        common.require_active(
+            wait_for_status(client.describe_dataset, "dataset", "datasetArn", dataset)
+        )
         started = time.perf_counter()
         job = client.create_dataset_import_job(
             jobName=name,
@@ -241,7 +251,7 @@ def measure(root: Path, case: Case, work: Path) -> Result:
             dataSource={"dataLocation": f"s3://{BUCKET}/{case.key}"},
             importMode="FULL",
         )["datasetImportJobArn"]
-        _require_active(
+        common.require_active(
             wait_for_status(
                 client.describe_dataset_import_job,
                 "datasetImportJob",
@@ -261,7 +271,7 @@ def measure(root: Path, case: Case, work: Path) -> Result:
                 recipeArn=f"arn:aws:personalize:::recipe/{recipe}",
                 performAutoTraining=False,
             )["solutionArn"]
-            _require_active(
+            common.require_active(
                 wait_for_status(client.describe_solution, "solution", "solutionArn", solution)
             )
             started = time.perf_counter()
@@ -275,7 +285,7 @@ def measure(root: Path, case: Case, work: Path) -> Result:
                 timeout=3600.0,
             )
             seconds = time.perf_counter() - started
-            _require_active(version, server.log())
+            common.require_active(version, server.log())
             metrics = client.get_solution_metrics(solutionVersionArn=version_arn)["metrics"]
             missing = set(METRICS) - set(metrics)
             if missing:
@@ -295,42 +305,6 @@ def measure(root: Path, case: Case, work: Path) -> Result:
     finally:
         server.stop()
     return result
-
-
-def _require_active(description: dict, log: str = "") -> None:
-    if description.get("status") != "ACTIVE":
-        raise SystemExit(f"not ACTIVE: {description}\n{log[-5000:]}")
-
-
-# ------------------------------------------------------------------------ reporting
-
-
-def machine() -> str:
-    """nproc, RAM, CPU model, Python/numpy/pyarrow versions and the date."""
-    import numpy
-    import pyarrow
-
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = "unknown RAM"
-    try:
-        match = re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text())
-        if match:
-            ram = f"{int(match.group(1)) / 1024**2:.1f} GiB RAM"
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
-    return (
-        f"{cores} cores ({cpu}), {ram}; Python {platform.python_version()}, "
-        f"numpy {numpy.__version__}, pyarrow {pyarrow.__version__}; {date}"
-    )
 
 
 def table(result: Result) -> str:
@@ -423,19 +397,6 @@ def section(results: list[Result], verdicts: list[str]) -> str:
         body += [table(result), ""]
     body += [*[f"- {v}" for v in verdicts], END]
     return "\n".join(body)
-
-
-def write_doc(text: str) -> None:
-    """Replace our section of docs/benchmarks.md (append it if missing)."""
-    current = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if START in current and END in current:
-        before = current.split(START, 1)[0]
-        after = current.split(END, 1)[1]
-        updated = before + text + after
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text + "\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(updated)
 
 
 def main(argv: list[str] | None = None) -> int:
