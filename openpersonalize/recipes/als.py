@@ -21,7 +21,6 @@ popularity.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Self
 
 import implicit.gpu
@@ -31,7 +30,7 @@ from implicit.cpu.als import AlternatingLeastSquares as CpuALS
 from threadpoolctl import threadpool_limits
 
 from openpersonalize.data.interactions import InteractionData
-from openpersonalize.recipes.base import Model, top_k
+from openpersonalize.recipes.base import Model, cores, top_k
 
 __all__ = ["ALSModel"]
 
@@ -191,7 +190,7 @@ class ALSModel(Model):
             solver = CpuALS(
                 factors=factors,
                 regularization=float(self.regularization),
-                num_threads=_cores(),
+                num_threads=cores(),
                 random_state=int(self.random_state),
             )
             solver.item_factors = item_factors
@@ -271,11 +270,4 @@ def _solver(**settings: Any) -> Any:
         from implicit.gpu.als import AlternatingLeastSquares as GpuALS
 
         return GpuALS(**settings)
-    return CpuALS(num_threads=_cores(), **settings)
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return CpuALS(num_threads=cores(), **settings)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import os
 from pathlib import Path
 from typing import Any, Self
 
@@ -21,7 +22,7 @@ import scipy.sparse as sp
 
 from openpersonalize.data.interactions import InteractionData
 
-__all__ = ["MODEL_FILE", "Model", "top_k"]
+__all__ = ["MODEL_FILE", "Model", "cores", "top_k"]
 
 #: The JSON file `save` writes beside the ``<attribute>.npy`` arrays.
 MODEL_FILE = "model.json"
@@ -266,3 +267,11 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
             raise TypeError(f"hyperparameter {name} must be a plain scalar, got {type(value)}")
         out[name] = value
     return out
+
+
+def cores() -> int:
+    """CPU cores this process may use (models size their thread pools by it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

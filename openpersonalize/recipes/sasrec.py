@@ -35,7 +35,6 @@ torch module is rebuilt from those arrays the first time a loaded model scores.
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, Self
 
 import numpy as np
@@ -43,7 +42,7 @@ import torch
 from torch import nn
 
 from openpersonalize.data.interactions import InteractionData
-from openpersonalize.recipes.base import Model, top_k
+from openpersonalize.recipes.base import Model, cores, top_k
 
 __all__ = ["SASRecModel"]
 
@@ -97,7 +96,7 @@ class SASRecModel(Model):
         starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
 
         previous_threads = torch.get_num_threads()
-        torch.set_num_threads(_cores())
+        torch.set_num_threads(cores())
         flushed = torch.set_flush_denormal(True)  # denormal floats slow CPU kernels badly
         try:
             torch.manual_seed(int(self.random_state))
@@ -400,10 +399,3 @@ def _attribute(key: str) -> str:
 
 def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
