@@ -9,15 +9,12 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
-from sqlalchemy import select
-
 from openpersonalize.context import Context
 from openpersonalize.data.importer import ImportFailed, import_csv
 from openpersonalize.data.sources import resolve_data_location
 from openpersonalize.errors import InvalidInputException, ResourceInUseException
 from openpersonalize.jobs import runner
 from openpersonalize.resources import datasets, lifecycle, schemas
-from openpersonalize.store.database import ResourceRow
 
 KIND = lifecycle.Kind(
     "dataset-import-job", "datasetImportJobArn", "dataset import job", name_key="jobName"
@@ -39,11 +36,7 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     with context.database.transaction() as session:
         dataset = lifecycle.get(session, datasets.KIND, request["datasetArn"])
         lifecycle.require_status(dataset, datasets.KIND, lifecycle.ACTIVE)
-        busy = session.scalars(
-            select(ResourceRow.arn).where(
-                ResourceRow.parent_arn == dataset.arn, ResourceRow.status.in_(lifecycle.IN_FLIGHT)
-            )
-        ).first()
+        busy = lifecycle.child_in_flight(session, dataset.arn)
         if busy:
             raise ResourceInUseException(
                 f"The dataset {dataset.arn} already has an import job in progress: {busy}"

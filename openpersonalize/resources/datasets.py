@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openpersonalize import arns
@@ -78,24 +77,12 @@ def _check_schema(schema_row: ResourceRow, dataset_type: str, group: ResourceRow
 
 
 def _refuse_if_importing(session: Session, row: ResourceRow) -> None:
-    busy = _jobs_in_flight(session, row.arn)
+    busy = lifecycle.child_in_flight(session, row.arn)
     if busy:
-        raise ResourceInUseException(
-            f"The dataset {row.arn} has import jobs in progress ({', '.join(busy)})."
-        )
+        raise ResourceInUseException(f"The dataset {row.arn} has an import job in progress: {busy}")
 
 
 delete = lifecycle.delete_handler(KIND, check=_refuse_if_importing)
-
-
-def _jobs_in_flight(session: Any, dataset_arn: str) -> list[str]:
-    return list(
-        session.scalars(
-            select(ResourceRow.arn).where(
-                ResourceRow.parent_arn == dataset_arn, ResourceRow.status.in_(lifecycle.IN_FLIGHT)
-            )
-        )
-    )
 
 
 def update(context: Context, request: dict[str, Any]) -> dict[str, Any]:

@@ -211,6 +211,16 @@ def describe(row: ResourceRow, kind: Kind) -> dict[str, Any]:
     }
 
 
+def child_in_flight(session: Session, parent_arn: str) -> str | None:
+    """The ARN of a child still being created (an import job of a dataset, a version of a
+    solution), if there is one."""
+    return session.scalars(
+        select(ResourceRow.arn)
+        .where(ResourceRow.parent_arn == parent_arn, ResourceRow.status.in_(IN_FLIGHT))
+        .limit(1)
+    ).first()
+
+
 def describe_handler(kind: Kind, envelope: str) -> Callable[[Context, dict[str, Any]], dict]:
     """DescribeX: `{envelope: description}` of the resource named by `kind.arn_key`."""
 

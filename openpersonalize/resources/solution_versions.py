@@ -90,13 +90,7 @@ def start_version(
 ) -> str:
     """Record a new version and its training job (inside the caller's transaction)."""
     lifecycle.require_status(solution, solutions.KIND, lifecycle.ACTIVE)
-    in_flight = session.scalars(
-        select(ResourceRow.arn).where(
-            ResourceRow.resource_type == KIND.resource_type,
-            ResourceRow.parent_arn == solution.arn,
-            ResourceRow.status.in_(lifecycle.IN_FLIGHT),
-        )
-    ).first()
+    in_flight = lifecycle.child_in_flight(session, solution.arn)
     if in_flight:
         raise ResourceInUseException(
             f"The solution {solution.arn} already has a version in training: {in_flight}"

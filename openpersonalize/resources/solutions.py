@@ -426,13 +426,7 @@ runner.register("solution_update", _run_update, _fail_update)
 def _refuse_if_training_or_serving(session: Session, row: ResourceRow) -> None:
     """The service keeps a solution while a version trains or a campaign serves one."""
     arn = row.arn
-    training = session.scalars(
-        select(ResourceRow.arn).where(
-            ResourceRow.resource_type == VERSION_KIND_NAME,
-            ResourceRow.parent_arn == arn,
-            ResourceRow.status.in_(lifecycle.IN_FLIGHT),
-        )
-    ).first()
+    training = lifecycle.child_in_flight(session, arn)
     if training:
         raise ResourceInUseException(
             f"The solution {arn} has a solution version in training ({training}); "
