@@ -35,6 +35,9 @@ torch module is rebuilt from those arrays the first time a loaded model scores.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
@@ -44,7 +47,13 @@ from torch import nn
 from openpersonalize.data.interactions import InteractionData
 from openpersonalize.recipes.base import Model, cores, top_k
 
-__all__ = ["SASRecModel"]
+__all__ = [
+    "SASRecModel",
+    "UserSequences",
+    "next_item_loss",
+    "torch_device",
+    "torch_training",
+]
 
 _WEIGHT_PREFIX = "weight_"
 _RECENCY_FLOOR = 0.1
@@ -88,23 +97,13 @@ class SASRecModel(Model):
         n_users, n_items = data.n_users, data.n_items
         length = max(int(self.max_sequence_length), 1)
         dim = int(self.hidden_dimension)
-        device = _device()
-        order = np.lexsort((data.timestamps, data.users))  # stable: ties keep input order
-        items = data.items[order].astype(np.int64)
-        weights = data.weights[order].astype(np.float32)
-        counts = np.bincount(data.users, minlength=n_users).astype(np.int64)
-        starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
-
-        previous_threads = torch.get_num_threads()
-        torch.set_num_threads(cores())
-        flushed = torch.set_flush_denormal(True)  # denormal floats slow CPU kernels badly
-        try:
-            torch.manual_seed(int(self.random_state))
-            rng = np.random.default_rng(int(self.random_state))
+        device = torch_device()
+        events = UserSequences.of(data)
+        with torch_training(int(self.random_state)) as rng:
             table = _ItemTable(n_items, dim, *_categorical_values(data)).to(device)
             encoder = _Encoder(length, dim, self._heads(), int(self.num_blocks), self.dropout)
             encoder = encoder.to(device)
-            inputs, targets, loss_weights = self._windows(items, weights, counts, starts)
+            inputs, targets, loss_weights = events.windows(length, self.apply_recency_bias)
             if len(inputs) and n_items > 0 and int(self.epochs) > 0:
                 self._train(table, encoder, inputs, targets, loss_weights, rng, device)
             table.eval()
@@ -114,23 +113,13 @@ class SASRecModel(Model):
             state = {
                 key: value.detach().cpu().numpy() for key, value in encoder.state_dict().items()
             }
-        finally:
-            torch.set_num_threads(previous_threads)
-            if flushed:
-                torch.set_flush_denormal(False)
 
         for name in [n for n in vars(self) if n.startswith(_WEIGHT_PREFIX)]:
             delattr(self, name)  # a refit replaces every tensor
         for key, value in state.items():
             setattr(self, _attribute(key), np.array(value, dtype=np.float32))
         self.item_vectors_ = item_vectors
-        sequences = np.full((n_users, length), -1, dtype=np.int32)
-        tail = np.minimum(counts, length)
-        user_of = np.repeat(np.arange(n_users), tail)
-        column = length - tail[user_of] + _ranks(tail)
-        source = starts[user_of] + counts[user_of] - tail[user_of] + _ranks(tail)
-        sequences[user_of, column] = items[source]
-        self.sequences_ = sequences
+        self.sequences_ = events.newest(length)
         self.popularity_ = np.bincount(
             data.items, weights=data.weights.astype(np.float64), minlength=n_items
         ).astype(np.float32)
@@ -138,33 +127,6 @@ class SASRecModel(Model):
         self.n_items_ = n_items
         self.__dict__.pop("_net", None)
         return self
-
-    def _windows(
-        self, items: np.ndarray, weights: np.ndarray, counts: np.ndarray, starts: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Training sequences: (inputs as tokens, target item codes, loss weights), each (n, L).
-
-        Tokens are item code + 1 with 0 for padding; targets are -1 where there is none.
-        """
-        length = max(int(self.max_sequence_length), 1)
-        n_windows = np.where(counts >= 2, (counts - 1 + length - 1) // length, 0)
-        user_of = np.repeat(np.arange(len(counts)), n_windows)
-        ends = starts[user_of] + counts[user_of] - _ranks(n_windows) * length  # exclusive
-        index = ends[:, None] - length - 1 + np.arange(length + 1)[None, :]
-        valid = index >= starts[user_of][:, None]
-        safe = np.where(valid, index, 0)
-        window_items = np.where(valid, items[safe], -1)
-        inputs = window_items[:, :-1] + 1
-        targets = window_items[:, 1:]
-        target_valid = valid[:, 1:]
-        loss_weights = np.where(target_valid, weights[safe[:, 1:]], 0.0).astype(np.float32)
-        if self.apply_recency_bias:
-            newest = (starts + counts - 1)[user_of][:, None]
-            age = newest - index[:, 1:]
-            fade = np.maximum(0.5 ** (np.maximum(age - length + 1, 0) / length), _RECENCY_FLOOR)
-            loss_weights = loss_weights * fade.astype(np.float32)
-        keep = (loss_weights > 0).any(axis=1)
-        return inputs[keep], targets[keep], loss_weights[keep]
 
     def _train(
         self,
@@ -194,19 +156,9 @@ class SASRecModel(Model):
                 vectors = table()
                 hidden = encoder(x, vectors)  # (B, L, d)
                 valid = w > 0
-                h, t, w = hidden[valid], y[valid], w[valid]
-                if full:
-                    loss = nn.functional.cross_entropy(h @ vectors.T, t, reduction="none")
-                else:
-                    draw = rng.integers(0, n_items, n_negatives)
-                    negatives = torch.from_numpy(draw).to(device)
-                    positive = (h * vectors[t]).sum(dim=1, keepdim=True)
-                    negative = h @ vectors[negatives].T
-                    negative = negative.masked_fill(t[:, None] == negatives[None, :], -1e9)
-                    logits = torch.cat([positive, negative], dim=1)
-                    zeros = torch.zeros(len(t), dtype=torch.long, device=device)
-                    loss = nn.functional.cross_entropy(logits, zeros, reduction="none")
-                loss = (loss * w).sum() / w.sum()
+                loss = next_item_loss(
+                    hidden[valid], vectors, y[valid], w[valid], n_negatives, full, rng
+                )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -280,7 +232,7 @@ class SASRecModel(Model):
         """The encoder and item vectors as torch objects, built once per model object."""
         net = self.__dict__.get("_net")
         if net is None:
-            device = _device()
+            device = torch_device()
             length = self.sequences_.shape[1]
             dim = self.item_vectors_.shape[1]
             encoder = _Encoder(length, dim, self._heads(), int(self.num_blocks), self.dropout)
@@ -397,5 +349,118 @@ def _attribute(key: str) -> str:
     return f"{_WEIGHT_PREFIX}{key.replace('.', '__')}_"
 
 
-def _device() -> torch.device:
+# -- sequence training helpers, shared with the other torch recipes (aws-hrnn) ---------------
+
+
+@dataclass(frozen=True)
+class UserSequences:
+    """Every user's events in time order: ``items[starts[u] : starts[u] + counts[u]]``."""
+
+    items: np.ndarray  # int64 item code per event, grouped by user, oldest first
+    weights: np.ndarray  # float32 event weight, in the same order
+    counts: np.ndarray  # int64 events per user code
+    starts: np.ndarray  # int64 offset of each user's first event
+
+    @classmethod
+    def of(cls, data: InteractionData) -> UserSequences:
+        order = np.lexsort((data.timestamps, data.users))  # stable: ties keep input order
+        counts = np.bincount(data.users, minlength=data.n_users).astype(np.int64)
+        return cls(
+            items=data.items[order].astype(np.int64),
+            weights=data.weights[order].astype(np.float32),
+            counts=counts,
+            starts=np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64),
+        )
+
+    def newest(self, length: int) -> np.ndarray:
+        """(n_users, length) int32: each user's newest `length` item codes, left-padded with -1."""
+        n_users = len(self.counts)
+        sequences = np.full((n_users, length), -1, dtype=np.int32)
+        tail = np.minimum(self.counts, length)
+        user_of = np.repeat(np.arange(n_users), tail)
+        column = length - tail[user_of] + _ranks(tail)
+        source = self.starts[user_of] + self.counts[user_of] - tail[user_of] + _ranks(tail)
+        sequences[user_of, column] = self.items[source]
+        return sequences
+
+    def windows(
+        self, length: int, recency_bias: bool, users: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Training sequences: (inputs as tokens, target item codes, loss weights), each (n, L).
+
+        Each history is cut into consecutive windows of `length` next-item predictions from
+        the newest event back. Tokens are item code + 1 with 0 for padding; targets are -1
+        where there is none. With `recency_bias`, a prediction's loss weight halves every
+        `length` events further back than the newest `length`, never below 0.1. `users`
+        (a boolean mask) limits the windows to those users.
+        """
+        items, weights, counts, starts = self.items, self.weights, self.counts, self.starts
+        n_windows = np.where(counts >= 2, (counts - 1 + length - 1) // length, 0)
+        if users is not None:
+            n_windows = np.where(users, n_windows, 0)
+        user_of = np.repeat(np.arange(len(counts)), n_windows)
+        ends = starts[user_of] + counts[user_of] - _ranks(n_windows) * length  # exclusive
+        index = ends[:, None] - length - 1 + np.arange(length + 1)[None, :]
+        valid = index >= starts[user_of][:, None]
+        safe = np.where(valid, index, 0)
+        window_items = np.where(valid, items[safe], -1)
+        inputs = window_items[:, :-1] + 1
+        targets = window_items[:, 1:]
+        target_valid = valid[:, 1:]
+        loss_weights = np.where(target_valid, weights[safe[:, 1:]], 0.0).astype(np.float32)
+        if recency_bias:
+            newest = (starts + counts - 1)[user_of][:, None]
+            age = newest - index[:, 1:]
+            fade = np.maximum(0.5 ** (np.maximum(age - length + 1, 0) / length), _RECENCY_FLOOR)
+            loss_weights = loss_weights * fade.astype(np.float32)
+        keep = (loss_weights > 0).any(axis=1)
+        return inputs[keep], targets[keep], loss_weights[keep]
+
+
+def next_item_loss(
+    hidden: torch.Tensor,
+    vectors: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    n_negatives: int,
+    full: bool,
+    rng: np.random.Generator,
+) -> torch.Tensor:
+    """Weighted mean softmax loss of predicting `targets` (n,) from `hidden` (n, d).
+
+    `full`: the softmax over every row of `vectors` (the item vectors). Otherwise a sampled
+    softmax against `n_negatives` items drawn uniformly, one draw for the whole batch.
+    """
+    if full:
+        loss = nn.functional.cross_entropy(hidden @ vectors.T, targets, reduction="none")
+    else:
+        device = hidden.device
+        draw = rng.integers(0, len(vectors), n_negatives)
+        negatives = torch.from_numpy(draw).to(device)
+        positive = (hidden * vectors[targets]).sum(dim=1, keepdim=True)
+        negative = hidden @ vectors[negatives].T
+        negative = negative.masked_fill(targets[:, None] == negatives[None, :], -1e9)
+        logits = torch.cat([positive, negative], dim=1)
+        zeros = torch.zeros(len(targets), dtype=torch.long, device=device)
+        loss = nn.functional.cross_entropy(logits, zeros, reduction="none")
+    return (loss * weights).sum() / weights.sum()
+
+
+@contextmanager
+def torch_training(seed: int) -> Iterator[np.random.Generator]:
+    """Seed torch, use every core, flush denormals; yields a numpy generator with the seed."""
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(cores())
+    flushed = torch.set_flush_denormal(True)  # denormal floats slow CPU kernels badly
+    try:
+        torch.manual_seed(seed)
+        yield np.random.default_rng(seed)
+    finally:
+        torch.set_num_threads(previous_threads)
+        if flushed:
+            torch.set_flush_denormal(False)
+
+
+def torch_device() -> torch.device:
+    """The GPU when torch sees one, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
