@@ -301,37 +301,73 @@ def serialize_output(operation: Operation, result: dict[str, Any] | None) -> dic
 
     Handlers may return richer records (internal fields); the model decides what goes out.
     """
-    shape = operation.model.output_shape
-    if shape is None or result is None:
+    if result is None:
         return {}
-    return _serialize(shape, result)
+    return _serializer(operation.service, operation.name)(result)
 
 
-_AS_IS = frozenset(("string", "integer", "long", "boolean", "blob"))
+Serializer = Callable[[Any], Any]
 
 
-def _serialize(shape: Shape, value: Any) -> Any:
+@cache
+def _serializer(service: str, operation_name: str) -> Serializer:
+    shape = service_model(service).operation_model(operation_name).output_shape
+    if shape is None:
+        return lambda value: {}
+    return _compile_output(shape, {})
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _compile_output(shape: Shape, compiled: dict[str, Serializer]) -> Serializer:
+    """Build the serializer for a shape once, like the validators (recursion included)."""
+    if shape.name in compiled:
+        return lambda value: compiled[shape.name](value)
     kind = shape.type_name
-    if kind in _AS_IS:  # the common case on the hot path: nothing to convert
-        return value
+    serializer: Serializer
     if kind == "structure":
+        compiled[shape.name] = _as_is  # placeholder while members refer back to this shape
+        serializer = _output_structure(shape, compiled)
+    elif kind == "list":
+        member = _compile_output(shape.member, compiled)
+        if member is _as_is:
+            serializer = list
+        else:
+            serializer = lambda value: [member(item) for item in value]  # noqa: E731
+    elif kind == "map":
+        item_serializer = _compile_output(shape.value, compiled)
+        serializer = lambda value: {k: item_serializer(v) for k, v in value.items()}  # noqa: E731
+    elif kind == "timestamp":
+        serializer = _epoch_seconds
+    elif kind in ("float", "double"):
+        serializer = float
+    else:  # string, integer, long, boolean, blob: nothing to convert
+        serializer = _as_is
+    compiled[shape.name] = serializer
+    return serializer
+
+
+def _output_structure(shape: Shape, compiled: dict[str, Serializer]) -> Serializer:
+    members = {name: _compile_output(member, compiled) for name, member in shape.members.items()}
+    # Recursive members read the finished entry at call time, so only plain ones are pinned.
+    plain = frozenset(name for name, serializer in members.items() if serializer is _as_is)
+
+    def serialize(value: Any) -> Any:
         if not isinstance(value, dict):
             return {}
-        members = shape.members
         # Walk the value's keys (usually few), keeping the ones the shape defines.
         return {
-            name: _serialize(members[name], item)
+            name: item if name in plain else members[name](item)
             for name, item in value.items()
             if item is not None and name in members
         }
-    if kind == "list":
-        return [_serialize(shape.member, item) for item in value]
-    if kind == "map":
-        return {key: _serialize(shape.value, item) for key, item in value.items()}
-    if kind == "timestamp":
-        if isinstance(value, dt.datetime):
-            return value.timestamp()
-        return float(value)
-    if kind in ("float", "double"):
-        return float(value)
-    return value
+
+    return serialize
+
+
+def _epoch_seconds(value: Any) -> float:
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    return float(value)
