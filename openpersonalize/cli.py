@@ -147,7 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         overrides = {key: value for key, value in vars(args).items() if key != "command"}
-        return serve(Settings.from_env(**overrides))
+        try:
+            settings = Settings.from_env(**overrides)
+        except ValueError as error:  # e.g. an unknown --executor
+            print(f"openpersonalize: {error}", file=sys.stderr)
+            return 2
+        return serve(settings)
     if args.command == "quickstart":
         from openpersonalize import quickstart
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 ENV_PREFIX = "OPENPERSONALIZE_"
+EXECUTORS = ("local", "ray")
 
 
 @dataclass
@@ -22,10 +23,20 @@ class Settings:
     s3_endpoint_url: str | None = None
     s3_local_root: Path | None = None
     workers: int = 2
+    # Where training jobs and HPO trials run: "local" processes, or "ray" tasks on the Ray
+    # cluster at ray_address (every node must see data_dir, e.g. on a shared mount).
+    executor: str = "local"
+    ray_address: str | None = None
     job_lease_seconds: float = 30.0  # a job whose worker stops renewing this long is retried
     # Shifts the service's clock (seconds); lets tests of schedules move time across a restart.
     clock_offset_seconds: float = 0.0
     log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ValueError(
+                f"executor must be one of {', '.join(EXECUTORS)}, not {self.executor!r}"
+            )
 
     @property
     def resolved_database_url(self) -> str:

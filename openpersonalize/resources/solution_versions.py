@@ -1,16 +1,15 @@
 """Solution versions: one training run of a solution, in its own process so a stop really stops it.
 
-A worker claims the "train" job and starts the training process; while it
-runs, the worker watches for StopSolutionVersionCreation and kills the process
-if asked. The training process writes the model and a result file; the worker
-records the outcome. A worker (or server) killed mid-training leaves a job
-whose lease expires, and the job is run again or failed with a reason.
+A worker claims the "train" job and starts the training process (or Ray task, see
+training/executors.py); while it runs, the worker watches for StopSolutionVersionCreation
+and kills it, with its HPO trials, if asked. The training process writes the model and a
+result file; the worker records the outcome. A worker (or server) killed mid-training leaves
+a job whose lease expires, and the job is run again or failed with a reason.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import shutil
 import time
 import uuid
@@ -30,6 +29,7 @@ from openpersonalize.jobs import runner
 from openpersonalize.recipes import catalog
 from openpersonalize.resources import lifecycle, solutions, tags
 from openpersonalize.store.database import ResourceRow
+from openpersonalize.training import executors
 
 KIND = lifecycle.Kind(
     solutions.VERSION_KIND_NAME,
@@ -213,33 +213,38 @@ def _run(job: runner.JobHandle) -> None:
     shutil.rmtree(output, ignore_errors=True)
     output.mkdir(parents=True)
     started = time.monotonic()
-    process = multiprocessing.get_context("spawn").Process(
-        target=train_process_main,
-        args=(context.settings, job.resource_arn, str(output)),
+    executor = executors.for_settings(context.settings)
+    task = executor.submit(
+        train_process_main,
+        context.settings,
+        job.resource_arn,
+        str(output),
         name=f"train-{job.resource_arn.rsplit('/', 1)[1]}",
     )
-    process.start()
-    while process.is_alive():
-        process.join(0.25)
-        if process.is_alive() and job.cancel_requested():
-            process.kill()  # "stop" means the training really stops, not that we ignore it
-            process.join()
+    while not executors.wait_any([task], timeout=0.25):
+        if job.cancel_requested():
+            task.kill()  # "stop" means training and its trials really stop, not that we ignore it
             shutil.rmtree(output, ignore_errors=True)
             _finish_stopped(context, job.resource_arn)
             job.progress(1.0, "stopped")
             return
     result_path = output / "result.json"
-    if process.exitcode != 0 or not result_path.exists():
+    try:
+        task.result()
+    except executors.TaskFailed as error:
+        shutil.rmtree(output, ignore_errors=True)
+        raise TrainingFailed(f"The training process {error}.") from error
+    if not result_path.exists():
         failure = output / "failure.txt"
-        reason = (
-            failure.read_text()
-            if failure.exists()
-            else f"The training process ended unexpectedly (exit code {process.exitcode})."
-        )
+        reason = failure.read_text() if failure.exists() else "Training wrote no result."
         shutil.rmtree(output, ignore_errors=True)
         raise TrainingFailed(reason)
     result = json.loads(result_path.read_text())
-    hours = (time.monotonic() - started) / 3600.0
+    # Compute time, not wall time: the training process's own plus every HPO trial's, however
+    # many ran at once.
+    seconds = time.monotonic() - started
+    seconds += result.get("trialSeconds", 0.0) - result.get("searchSeconds", 0.0)
+    hours = seconds / 3600.0
     with context.database.transaction() as session:
         row = lifecycle.get(session, KIND, job.resource_arn)
         if row.status == lifecycle.CREATE_STOPPING:  # stop arrived as training finished

@@ -12,9 +12,7 @@ import inspect
 import json
 import logging
 import os
-import sys
-import threading
-import time
+import shutil
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +27,7 @@ from openpersonalize.data import streamed as streamed_data
 from openpersonalize.data.importer import read_dataset
 from openpersonalize.data.interactions import InteractionData
 from openpersonalize.data.schema import Schema
-from openpersonalize.data.splits import EvaluationSplit, evaluation_split, validation_split
+from openpersonalize.data.splits import EvaluationSplit, evaluation_split
 from openpersonalize.data.training_data import TrainingDataError, load_training_data
 from openpersonalize.metrics.ranking import METRIC_NAMES, extended_metrics, ranking_metrics
 from openpersonalize.recipes import catalog
@@ -42,9 +40,6 @@ log = logging.getLogger("openpersonalize.training")
 
 TOP_K = 25
 SEED = 0
-DEFAULT_AUTOML_METRIC = "precision_at_25"
-DEFAULT_HPO_METRIC = "normalized_discounted_cumulative_gain_at_25"
-DEFAULT_MAX_TRAINING_JOBS = 8
 
 
 class TrainingError(Exception):
@@ -61,14 +56,13 @@ class TrainingInput:
 
 
 def train_process_main(settings: Settings, version_arn: str, output_dir: str) -> None:
-    """Entry point of the training process: exit 0 with result.json, or 1 with failure.txt."""
+    """Entry point of the training task (a process or a Ray task): result.json or failure.txt."""
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s [train] %(message)s",
     )
     output = Path(output_dir)
     (output / "pid").write_text(str(os.getpid()))
-    _exit_with_parent()
     try:
         context = Context.open(settings)
         result = train_solution_version(context, version_arn, output)
@@ -76,24 +70,9 @@ def train_process_main(settings: Settings, version_arn: str, output_dir: str) ->
     except (TrainingError, TrainingDataError) as error:
         (output / "failure.txt").write_text(str(error))
         log.error("%s: training failed: %s", version_arn, error)
-        sys.exit(1)
     except Exception as error:  # an unexpected failure still gets a reason, never a hang
         (output / "failure.txt").write_text(f"Training failed: {type(error).__name__}: {error}")
         log.error("%s: training failed\n%s", version_arn, traceback.format_exc())
-        sys.exit(1)
-
-
-def _exit_with_parent() -> None:
-    """Die with the worker: an orphaned training run would only waste the machine."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def train_solution_version(context: Context, version_arn: str, output: Path) -> dict[str, Any]:
@@ -106,10 +85,15 @@ def train_solution_version(context: Context, version_arn: str, output: Path) -> 
     )
     if version.get("trainingMode") == "UPDATE":
         return _refresh(version_arn, training, output)
+    from openpersonalize.training import hpo  # builds on this module
+
     result: dict[str, Any] = {}
-    trials: list[dict[str, Any]] = []  # every HPO trial and AutoML candidate, for `trials`
+    search = None
+    if version.get("performAutoML") or version.get("performHPO"):
+        search = hpo.Search.start(context.settings, version_arn, config, data, output)
     if version.get("performAutoML"):
-        recipe, hyperparameters = _auto_ml(version_arn, config, data, trials)
+        assert search is not None
+        recipe, hyperparameters = hpo.auto_ml(search, config)
         result["autoMLResult"] = {"bestRecipeArn": recipe.arn}
         result["tunedHPOParams"] = {"algorithmHyperParameters": _as_strings(hyperparameters)}
     else:
@@ -119,9 +103,16 @@ def train_solution_version(context: Context, version_arn: str, output: Path) -> 
             config.get("algorithmHyperParameters"),
             config.get("featureTransformationParameters"),
         )
-        if version.get("performHPO"):
-            hyperparameters = _tune(version_arn, recipe, config, data, hyperparameters, trials)
+        if search is not None:
+            hyperparameters = hpo.tune(search, recipe, config, hyperparameters)
             result["tunedHPOParams"] = {"algorithmHyperParameters": _as_strings(hyperparameters)}
+    if search is not None:
+        # Every HPO trial and AutoML candidate, for `openpersonalize trials`; their compute
+        # counts in trainingHours however many ran at once.
+        result["trials"] = search.trials
+        result["trialSeconds"] = search.trial_seconds
+        result["searchSeconds"] = search.seconds
+        shutil.rmtree(search.validation_path.parent, ignore_errors=True)
     model_class = catalog.model_class(recipe)
     split = evaluation_split(data, seed=SEED)
     _progress(version_arn, 0.4, f"evaluating {recipe.name} on {len(split.test_users)} test users")
@@ -130,7 +121,6 @@ def train_solution_version(context: Context, version_arn: str, output: Path) -> 
     # metrics`.
     result["metrics"] = {name: evaluation[name] for name in METRIC_NAMES}
     result["extendedMetrics"] = evaluation
-    result["trials"] = trials
     _progress(version_arn, 0.7, "fitting the deployed model on all data")
     model = build(model_class, hyperparameters).fit(data)
     model.save(output / "model")
@@ -248,107 +238,6 @@ def _evaluate(
     recommended, _ = model.recommend(split.test_users, TOP_K, exclude=split.train.matrix())
     measure = extended_metrics if extended else ranking_metrics
     return measure(recommended, split.truth, n_items)
-
-
-def _tune(
-    version_arn: str,
-    recipe: catalog.Recipe,
-    config: dict[str, Any],
-    data: InteractionData,
-    fixed: dict[str, Any],
-    trials: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """Search the tunable hyperparameters on a validation split carved out of training users."""
-    import optuna
-
-    hpo = config.get("hpoConfig") or {}
-    ranges = hpo.get("algorithmHyperParameterRanges") or {}
-    given = set((config.get("algorithmHyperParameters") or {}).keys())
-    budget = int((hpo.get("hpoResourceConfig") or {}).get("maxNumberOfTrainingJobs") or 0)
-    budget = budget or DEFAULT_MAX_TRAINING_JOBS
-    metric = (hpo.get("hpoObjective") or {}).get("metricName") or DEFAULT_HPO_METRIC
-    space = catalog.search_space(recipe, ranges, fixed=given)
-    if not space:
-        return fixed
-    model_class = catalog.model_class(recipe)
-    test = evaluation_split(data, seed=SEED)
-    validation = validation_split(test.train, seed=SEED + 1, exclude_users=test.test_users)
-
-    def objective(trial: Any) -> float:
-        candidate = dict(fixed)
-        for name, (kind, low_or_values, high) in space.items():
-            if kind == "integer":
-                candidate[name] = trial.suggest_int(name, int(low_or_values), int(high))
-            elif kind == "continuous":
-                candidate[name] = trial.suggest_float(name, float(low_or_values), float(high))
-            else:
-                candidate[name] = catalog.convert(
-                    recipe, name, trial.suggest_categorical(name, list(low_or_values))
-                )
-        started = time.monotonic()
-        score = _evaluate(model_class, candidate, validation, data.n_items).get(metric, 0.0)
-        trials.append(_trial(recipe, candidate, metric, score, started, "hpo"))
-        _progress(
-            version_arn,
-            0.1 + 0.3 * (trial.number + 1) / budget,
-            f"HPO trial {trial.number + 1}/{budget}: {metric}={score:.4f} {candidate}",
-        )
-        return score
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=SEED))
-    study.optimize(objective, n_trials=budget)
-    best = dict(fixed)
-    for name, value in study.best_params.items():
-        best[name] = catalog.convert(recipe, name, value) if isinstance(value, str) else value
-    return best
-
-
-def _auto_ml(
-    version_arn: str, config: dict[str, Any], data: InteractionData, trials: list[dict[str, Any]]
-) -> tuple[catalog.Recipe, dict[str, Any]]:
-    """Train each candidate recipe (tuned) and keep the best by the AutoML metric."""
-    auto_ml = config.get("autoMLConfig") or {}
-    metric = auto_ml.get("metricName") or DEFAULT_AUTOML_METRIC
-    candidates = [catalog.get_recipe(arn) for arn in auto_ml.get("recipeList") or []] or [
-        recipe
-        for recipe in catalog.RECIPES.values()
-        if recipe.recipe_type == "USER_PERSONALIZATION" and recipe.model is not None
-    ]
-    test = evaluation_split(data, seed=SEED)
-    validation = validation_split(test.train, seed=SEED + 1, exclude_users=test.test_users)
-    best: tuple[float, catalog.Recipe, dict[str, Any]] | None = None
-    for recipe in candidates:
-        hyperparameters = catalog.resolve_hyperparameters(recipe, None, None)
-        hyperparameters = _tune(version_arn, recipe, {}, data, hyperparameters, trials)
-        started = time.monotonic()
-        score = _evaluate(catalog.model_class(recipe), hyperparameters, validation, data.n_items)[
-            metric
-        ]
-        trials.append(_trial(recipe, hyperparameters, metric, score, started, "automl"))
-        _progress(version_arn, 0.35, f"AutoML: {recipe.name} {metric}={score:.4f}")
-        if best is None or score > best[0]:
-            best = (score, recipe, hyperparameters)
-    assert best is not None
-    return best[1], best[2]
-
-
-def _trial(
-    recipe: catalog.Recipe,
-    hyperparameters: dict[str, Any],
-    metric: str,
-    value: float,
-    started: float,
-    kind: str,
-) -> dict[str, Any]:
-    return {
-        "kind": kind,  # "hpo": one HPO trial; "automl": a tuned recipe compared by AutoML
-        "recipeArn": recipe.arn,
-        "hyperparameters": _as_strings(hyperparameters),
-        "metric": metric,
-        "value": value,
-        "seconds": time.monotonic() - started,
-    }
 
 
 def _as_strings(hyperparameters: dict[str, Any]) -> dict[str, str]:

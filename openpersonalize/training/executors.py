@@ -1,0 +1,200 @@
+"""Where training jobs and HPO trials run: local processes (the default) or Ray tasks.
+
+Both executors offer the same small interface: `submit` a module-level function with
+picklable arguments and get a `Task` to poll, read or kill. Arguments and results stay small
+(paths, hyperparameters, metrics); data and models travel as files under the data directory,
+which every worker must be able to read (one machine, or a shared mount on a Ray cluster).
+
+Killing a task kills everything it started: a local task started by a worker leads its own
+process group, which the trial processes it starts join; a Ray task is cancelled recursively.
+And a local task process exits by itself if its parent dies, so nothing outlives a crash.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
+
+from openpersonalize.config import Settings
+
+POLL_SECONDS = 0.05
+
+
+class TaskFailed(Exception):
+    """The task raised, or its process died; the message says which."""
+
+
+class Task(Protocol):
+    def done(self) -> bool: ...
+
+    def result(self) -> Any:
+        """The function's return value (once done); raises TaskFailed if it did not return."""
+        ...
+
+    def kill(self) -> None: ...
+
+
+class Executor(Protocol):
+    def submit(self, function: Callable[..., Any], *args: Any, name: str) -> Task: ...
+
+
+def for_settings(settings: Settings) -> Executor:
+    if settings.executor == "ray":
+        return RayExecutor(settings.ray_address)
+    return LocalExecutor()
+
+
+def wait_any(tasks: Sequence[Task], timeout: float) -> list[Task]:
+    """The tasks that are done, waiting up to `timeout` seconds for at least one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        finished = [task for task in tasks if task.done()]
+        if finished or time.monotonic() >= deadline:
+            return finished
+        time.sleep(POLL_SECONDS)
+
+
+# -- local processes ---------------------------------------------------------------------------
+
+# True inside a process that LocalExecutor started: the processes it starts in turn stay in
+# its process group, so killing it kills them too.
+_inside_local_task = False
+
+
+class LocalExecutor:
+    """Each task in a fresh spawned process (no state shared with the caller)."""
+
+    def submit(self, function: Callable[..., Any], *args: Any, name: str) -> LocalTask:
+        spawn = multiprocessing.get_context("spawn")
+        receiver, sender = spawn.Pipe(duplex=False)
+        leads_group = not _inside_local_task
+        process = spawn.Process(
+            target=_run_local, args=(sender, leads_group, function, args), name=name
+        )
+        process.start()
+        sender.close()  # the child holds the sending end now
+        return LocalTask(process, receiver, leads_group)
+
+
+class LocalTask:
+    def __init__(
+        self, process: multiprocessing.process.BaseProcess, results: Connection, leads_group: bool
+    ) -> None:
+        self.process = process
+        self.results = results
+        self.leads_group = leads_group
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    def done(self) -> bool:
+        return self.results.poll() or not self.process.is_alive()
+
+    def result(self) -> Any:
+        # The child sends its outcome before it exits, so a dead child with nothing sent died.
+        outcome = self.results.recv() if self.results.poll() else None
+        self.process.join()
+        if outcome is None:
+            raise TaskFailed(f"ended unexpectedly (exit code {self.process.exitcode})")
+        status, value = outcome
+        if status == "error":
+            raise TaskFailed(value)
+        return value
+
+    def kill(self) -> None:
+        if self.leads_group and self.process.pid is not None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass  # not yet its own group leader: killing the process below is enough
+        self.process.kill()
+        self.process.join()
+
+
+def _run_local(
+    results: Connection, leads_group: bool, function: Callable[..., Any], args: tuple[Any, ...]
+) -> None:
+    global _inside_local_task
+    _inside_local_task = True
+    if leads_group:
+        os.setpgid(0, 0)
+    exit_with_parent()
+    try:
+        outcome = ("ok", function(*args))
+    except BaseException as error:  # the caller decides what a failure means
+        outcome = ("error", f"{type(error).__name__}: {error}")
+    results.send(outcome)
+
+
+def exit_with_parent() -> None:
+    """Die with the parent: an orphaned training run or trial would only waste the machine."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+# -- Ray ---------------------------------------------------------------------------------------
+
+
+class RayExecutor:
+    """Each task a Ray task (one CPU) on the cluster at `address` (or the one we run inside)."""
+
+    def __init__(self, address: str | None) -> None:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(
+                address=address or "auto",
+                log_to_driver=False,
+                logging_level="warning",
+                include_dashboard=False,
+            )
+        self._remote: dict[Callable[..., Any], Any] = {}
+
+    def submit(self, function: Callable[..., Any], *args: Any, name: str) -> RayTask:
+        import ray
+
+        if function not in self._remote:
+            # No retries: a killed or failed trial is reported, not silently run again.
+            self._remote[function] = ray.remote(num_cpus=1, max_retries=0)(function)
+        return RayTask(self._remote[function].options(name=name).remote(*args))
+
+
+class RayTask:
+    def __init__(self, reference: Any) -> None:
+        self.reference = reference
+
+    def done(self) -> bool:
+        import ray
+
+        ready, _ = ray.wait([self.reference], timeout=0)
+        return bool(ready)
+
+    def result(self) -> Any:
+        import ray
+
+        try:
+            return ray.get(self.reference)
+        except ray.exceptions.RayTaskError as error:
+            cause = error.cause
+            raise TaskFailed(f"{type(cause).__name__}: {cause}") from error
+        except ray.exceptions.RayError as error:  # the worker died, the task was cancelled, ...
+            raise TaskFailed(f"{type(error).__name__}: {error}") from error
+
+    def kill(self) -> None:
+        import ray
+
+        ray.cancel(self.reference, force=True, recursive=True)
