@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import ipaddress
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -105,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
         reader.add_argument(
             "--database-url", default=None, help="(env OPENPERSONALIZE_DATABASE_URL)"
         )
+    commands.choices["trials"].add_argument(
+        "--json",
+        action="store_true",
+        help="print the trial records (with metrics, start and end times) as JSON",
+    )
     return parser
 
 
@@ -169,7 +175,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if attributes["status"] != "ACTIVE":
             print(f"{args.solution_version_arn} is {attributes['status']}", file=sys.stderr)
             return 1
-        (show_metrics if args.command == "metrics" else show_trials)(attributes)
+        if args.command == "metrics":
+            show_metrics(attributes)
+        elif args.json:
+            print(json.dumps(attributes.get("trials") or [], indent=2))
+        else:
+            show_trials(attributes)
         return 0
     return 1
 

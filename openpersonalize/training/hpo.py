@@ -218,6 +218,7 @@ def _study(
                     seconds=outcome["endedAt"] - outcome["startedAt"],
                     startedAt=outcome["startedAt"],
                     endedAt=outcome["endedAt"],
+                    pid=outcome["pid"],
                 )
                 search.trials.append(record)
                 low, high = progress
