@@ -29,9 +29,12 @@ from openpersonalize.errors import InvalidInputException, ResourceNotFoundExcept
 from openpersonalize.filters.compiled import CompiledFilter, UserContext
 from openpersonalize.filters.expression import parse_filter, parse_filter_values
 from openpersonalize.recipes import catalog
+from openpersonalize.recipes.als import ALSModel
 from openpersonalize.recipes.base import Model, top_k
 from openpersonalize.recipes.trending import TrendingNowModel
 from openpersonalize.resources import campaigns, filters, lifecycle, schemas, solutions
+from openpersonalize.serving.candidates import MIN_ITEMS as INDEXED_CATALOG
+from openpersonalize.serving.candidates import ClusteredItems
 from openpersonalize.store.database import EventRow, ResourceRow
 from openpersonalize.training import artifacts
 
@@ -53,6 +56,8 @@ class Deployed:
     cold_items: np.ndarray  # item codes nobody interacted with in training (for exploration)
     directory: Path
     trained_at: float  # when the version finished training: later events are "streamed"
+    # Large factor models get an IVF index, built in the background after loading.
+    clustered_items: ClusteredItems | None = None
 
 
 class ModelCache:
@@ -86,7 +91,7 @@ class ModelCache:
         model = Model.load(directory / artifacts.MODEL)
         loaded = artifacts.load(directory)
         interactions_per_item = np.asarray(loaded.seen.getnnz(axis=0)).ravel()
-        return Deployed(
+        deployed = Deployed(
             version_arn=version_arn,
             recipe=catalog.get_recipe(recipe_arn),
             model=model,
@@ -96,6 +101,16 @@ class ModelCache:
             directory=directory,
             trained_at=float(version.updated_at),
         )
+        if isinstance(model, ALSModel) and model.n_items_ >= INDEXED_CATALOG:
+            # Until the index is ready (seconds for 100k items) requests score every item.
+            threading.Thread(target=_index_items, args=(deployed,), daemon=True).start()
+        return deployed
+
+
+def _index_items(deployed: Deployed) -> None:
+    model = deployed.model
+    assert isinstance(model, ALSModel)
+    deployed.clustered_items = ClusteredItems(np.asarray(model.item_factors_))
 
 
 def _trained_recipe(directory: Path) -> str:
@@ -313,6 +328,7 @@ class Request:
     user_id: str | None
     user_code: int
     events: list[EventRow]
+    _exact_scores: np.ndarray | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def resolve(cls, context: Context, body: dict[str, Any]) -> Request:
@@ -349,6 +365,22 @@ class Request:
 
     def scores(self) -> np.ndarray:
         """The user's score per item code; streamed events fold into the user's history."""
+        if self._exact_scores is None:
+            self._exact_scores = self._score_all()
+        return self._exact_scores
+
+    def candidate_scores(self) -> np.ndarray:
+        """Scores from the model's candidate index when it has one (-inf outside the
+        candidates), else every item's score. Users with streamed events are folded in, so
+        they are always scored in full."""
+        model, index = self.deployed.model, self.deployed.clustered_items
+        if index is None or self.events or not isinstance(model, ALSModel):
+            return self.scores()
+        if not (0 <= self.user_code < model.n_users_ and model.warm_users_[self.user_code]):
+            return self.scores()
+        return index.scores(np.asarray(model.user_factors_[self.user_code]), MAX_RESULTS)
+
+    def _score_all(self) -> np.ndarray:
         model = self.deployed.model
         event_items = [
             self.deployed.artifacts.item_index.get(event.item_id, -1)
@@ -480,27 +512,38 @@ def get_recommendations(context: Context, body: dict[str, Any]) -> dict[str, Any
         raise InvalidInputException(
             f"userId is required for a {recipe_type} campaign (itemId is not used)."
         )
-    scores = request.scores()
+    scores = request.candidate_scores()
     allowed = request.filter_mask(body.get("filterArn"), body.get("filterValues"))
     allowed &= ~request.excluded()
-    shift, scale = normalized(scores, allowed)
+    scored = allowed & (scores > -np.inf)
+    if np.count_nonzero(scored) < min(k, np.count_nonzero(allowed)):
+        scores, scored = request.scores(), allowed  # the filter left too few candidates
+    shift, scale = normalized(scores, scored)
     promoted, promotion_name = _promotion(request, body, k, allowed)
     explore = _exploration_slots(request, k, allowed, promoted)
     regular_slots = k - len(promoted) - len(explore)
     taken = np.zeros(len(allowed), dtype=bool)
     taken[promoted] = True
     taken[explore] = True
-    ranked = _top(scores, allowed & ~taken, regular_slots)
+    ranked = _top(scores, scored & ~taken, regular_slots)
     items = _interleave(
         [(code, None) for code in ranked],
         [(code, "Exploration") for code in explore] + [(code, "Promoted") for code in promoted],
         k,
     )
+    chosen = [code for code, _ in items]
+    chosen_scores = scores[chosen] if chosen else np.empty(0, dtype=np.float32)
+    outside = ~np.isfinite(chosen_scores)
+    if outside.any():  # promoted or explored items outside the candidates: score just those
+        chosen_scores = chosen_scores.astype(np.float32)
+        chosen_scores[outside] = request.deployed.model.rank(
+            request.user_code, np.asarray(chosen)[outside]
+        )
     item_list = []
-    for code, reason in items:
+    for (code, reason), score in zip(items, chosen_scores.tolist(), strict=True):
         entry: dict[str, Any] = {
             "itemId": str(request.deployed.artifacts.item_ids[code]),
-            "score": round(float(math.exp((scores[code] - shift) / scale)), 7),
+            "score": round(math.exp((score - shift) / scale), 7),
         }
         if reason == "Promoted":
             entry["promotionName"] = promotion_name
