@@ -656,6 +656,52 @@ def measure(
     return result
 
 
+# A server that answers every request at once with a canned GetRecommendations reply: what a
+# boto3 call costs its client when the server costs nothing.
+_NULL_SERVER = """
+import http.server, json, sys
+reply = json.dumps({"itemList": [{"itemId": str(i), "score": 0.04} for i in range(25)],
+                    "recommendationId": "RID-canned"}).encode()
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+def boto3_client_floor(calls: int = 2000) -> float:
+    """CPU milliseconds one boto3 GetRecommendations call costs its client (signing, request
+    building, parsing), against a server that does no work."""
+    import subprocess
+
+    null_server = subprocess.Popen(
+        [sys.executable, "-c", _NULL_SERVER], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        port = int(null_server.stdout.readline())  # type: ignore[union-attr]
+        client = _new_client(BOTO3, f"http://127.0.0.1:{port}")
+        campaign = "arn:aws:personalize:us-east-1:000000000000:campaign/null"
+        for _ in range(100):
+            client.get_recommendations(campaignArn=campaign, userId="u1")
+        started = time.process_time()
+        for _ in range(calls):
+            client.get_recommendations(campaignArn=campaign, userId="u1")
+        return (time.process_time() - started) * 1000 / calls
+    finally:
+        null_server.kill()
+        null_server.wait()
+
+
 def table(result: Result) -> str:
     catalog = result.catalog
     lines = [
@@ -682,7 +728,9 @@ def table(result: Result) -> str:
     return "\n".join(lines)
 
 
-def check_targets(results: list[Result], skipped: list[str]) -> list[str]:
+def check_targets(
+    results: list[Result], skipped: list[str], client_floor_ms: float | None = None
+) -> list[str]:
     """Per catalog and configuration (boto3 runs): met, MISSED or not checked; then info."""
     verdicts = []
     for label in skipped:
@@ -734,6 +782,14 @@ def check_targets(results: list[Result], skipped: list[str]) -> list[str]:
                     f"{raw.p99_ms:.1f} ms) at concurrency {raw.concurrency}, server CPU "
                     f"{raw.server_cpu_ms:.2f} ms/request"
                 )
+    if client_floor_ms is not None:
+        cores_needed = client_floor_ms * TARGET_RPS[NO_FILTER] / 1000
+        verdicts.append(
+            f"info (not a target): one boto3 GetRecommendations call costs its client "
+            f"{client_floor_ms:.2f} ms CPU against a server that answers at once with a canned "
+            f"reply, so {TARGET_RPS[NO_FILTER]:,.0f} requests/s through boto3 need "
+            f"{cores_needed:.1f} cores for the clients alone; this machine has {common.cores()}"
+        )
     return verdicts
 
 
@@ -833,7 +889,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
     finally:
         fleet.stop()
-    verdicts = check_targets(results, skipped)
+    client_floor_ms = boto3_client_floor() if BOTO3 in args.clients else None
+    verdicts = check_targets(results, skipped, client_floor_ms)
     for result in results:
         print(table(result))
         print()
