@@ -214,7 +214,7 @@ def check_auto_ml(
 
 def test_seed_example_auto_ml(server, personalize, s3_root) -> None:  # type: ignore[no-untyped-def]
     # Small data: the default search tries every trainable USER_PERSONALIZATION recipe.
-    small = make_group(personalize, s3_root, "automl-seed", taste_groups_csv(80, 12, 40))
+    small = make_group(personalize, s3_root, "automl-seed", taste_groups_csv(100, 12, 40))
     solution_arn = personalize.create_solution(
         name="seed-automl", datasetGroupArn=small["group"], performAutoML=True
     )["solutionArn"]
@@ -237,21 +237,8 @@ def test_seed_example_auto_ml(server, personalize, s3_root) -> None:  # type: ig
     assert personalize.get_solution_metrics(solutionVersionArn=version_arn)["metrics"]
 
 
-def _trial_processes(training_pid: int) -> set[int]:
-    """The trial processes the training process started (spawned Python children)."""
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            command = (stat.parent / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if parent == training_pid and b"spawn_main" in command:
-            found.add(int(stat.parent.name))
-    return found
-
-
 def _process_group(group_id: int) -> set[int]:
+    """The live processes of a process group (a training process leads one with its trials)."""
     found = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -269,9 +256,12 @@ def test_stop_during_hpo_leaves_no_trial_process(server, personalize, group) -> 
     version_arn = personalize.create_solution_version(solutionArn=solution)["solutionVersionArn"]
     training = _training_pid(server, version_arn)
     deadline = time.monotonic() + 120
-    while len(trial_pids := _trial_processes(training)) < 2:
+    while f"{version_arn}: HPO trial 2/40" not in server.log():
         assert time.monotonic() < deadline, "the trials never started"
         time.sleep(0.05)
+    # The training process, the process that forks the trials, and the running trials.
+    processes = _process_group(training)
+    assert len(processes) >= 4, processes
     personalize.stop_solution_version_creation(solutionVersionArn=version_arn)
     final = wait_for_status(
         personalize.describe_solution_version,
@@ -281,7 +271,7 @@ def test_stop_during_hpo_leaves_no_trial_process(server, personalize, group) -> 
         statuses=("CREATE STOPPED", "ACTIVE", "CREATE FAILED"),
     )
     assert final["status"] == "CREATE STOPPED"
-    left = [pid for pid in (training, *trial_pids) if _alive(pid)]
+    left = [pid for pid in processes if _alive(pid)]
     assert not left, f"still running after the stop: {left}"
     assert not _process_group(training)
 

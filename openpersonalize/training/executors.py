@@ -24,6 +24,8 @@ from typing import Any, Protocol
 from openpersonalize.config import Settings
 
 POLL_SECONDS = 0.05
+# What every local task process needs imported (training and HPO), loaded once per forkserver.
+PRELOAD = ["openpersonalize.training.hpo", "openpersonalize.recipes.als"]
 
 
 class TaskFailed(Exception):
@@ -68,13 +70,17 @@ _inside_local_task = False
 
 
 class LocalExecutor:
-    """Each task in a fresh spawned process (no state shared with the caller)."""
+    """Each task in a fresh process, forked from a server process that has the training code
+    imported already (a trial then starts in milliseconds, not in the second imports take) and
+    that shares no state with the caller.
+    """
 
     def submit(self, function: Callable[..., Any], *args: Any, name: str) -> LocalTask:
-        spawn = multiprocessing.get_context("spawn")
-        receiver, sender = spawn.Pipe(duplex=False)
+        forkserver = multiprocessing.get_context("forkserver")
+        forkserver.set_forkserver_preload(PRELOAD)
+        receiver, sender = forkserver.Pipe(duplex=False)
         leads_group = not _inside_local_task
-        process = spawn.Process(
+        process = forkserver.Process(
             target=_run_local, args=(sender, leads_group, function, args), name=name
         )
         process.start()
