@@ -162,3 +162,35 @@ def test_shape_mismatch_is_refused() -> None:
         ranking_metrics(np.zeros((2, 25), dtype=int), [np.array([1])], n_items=3)
     with pytest.raises(ValueError, match="2-D"):
         ranking_metrics(np.zeros(25, dtype=int), [np.array([1])], n_items=3)
+
+
+def test_average_rewards_is_the_reward_of_taken_up_recommendations() -> None:
+    from openpersonalize.metrics.ranking import average_rewards
+
+    rewards = np.zeros(40)
+    rewards[:25] = 10.0  # the 25 most rewarding items average 10
+    rewards[30], rewards[31] = 2.0, 6.0
+    recommended = np.array([[30, 31, 5] + [-1] * 22, [32, 33] + [-1] * 23, [0] + [-1] * 24])
+    truth = [np.array([30, 31]), np.array([7]), np.array([0])]
+    # user 0 took up items worth 2 and 6 (mean 4 of 10), user 1 nothing (not counted),
+    # user 2 an item worth 10: (0.4 + 1.0) / 2.
+    assert average_rewards(recommended, truth, rewards) == pytest.approx(0.7)
+    assert average_rewards(recommended[:, :0], truth, rewards) == 0.0
+
+
+def test_objective_lifts_valuable_items_more_with_more_sensitivity() -> None:
+    import pyarrow as pa
+
+    from openpersonalize.recipes.objective import Objective
+
+    items = pa.table({"PRICE": [1.0, 1.0, 100.0, None]})
+    scores = np.array([[3.0, 2.0, 1.0, 0.0]], dtype=np.float32)
+    off = Objective.from_metadata(items, "PRICE", "OFF").adjust(scores)
+    np.testing.assert_array_equal(off, scores)
+    lifted = [
+        Objective.from_metadata(items, "PRICE", level).adjust(scores)[0]
+        for level in ("LOW", "MEDIUM", "HIGH")
+    ]
+    gaps = [row[2] - row[1] for row in lifted]  # the pricey item against an equal-ish cheap one
+    assert gaps == sorted(gaps) and gaps[-1] > 0
+    assert all(np.argmax(row) in (0, 2) for row in lifted)

@@ -26,6 +26,7 @@ __all__ = [
     "CUTOFFS",
     "EXTENDED_METRIC_NAMES",
     "METRIC_NAMES",
+    "average_rewards",
     "extended_metrics",
     "ranking_metrics",
 ]
@@ -153,3 +154,22 @@ def _coverage(top: np.ndarray, n_items: int) -> float:
         return 0.0
     recommended = np.unique(top[top >= 0])
     return float(len(recommended) / n_items)
+
+
+def average_rewards(
+    recommended: np.ndarray, truth: Sequence[np.ndarray], rewards: np.ndarray
+) -> float:
+    """``average_rewards_at_k`` (only with an optimizationObjective): per test user, the mean
+    reward (the objective attribute, e.g. PRICE) of the top-25 recommendations the user went
+    on to interact with, over the mean reward of the 25 most rewarding items (what a list
+    chasing reward alone would offer); averaged over the users with such interactions and
+    capped at 1, so it lies in (0, 1] (0 when no recommendation was taken up).
+    """
+    top, hit, _ = _hit_matrix(recommended, truth)
+    best = float(np.sort(rewards)[-_DEPTH:].mean()) if len(rewards) else 0.0
+    hits_per_user = hit.sum(axis=1)
+    taken_up = hits_per_user > 0
+    if best <= 0 or not taken_up.any():
+        return 0.0
+    gained = np.where(hit, rewards[np.maximum(top, 0)], 0.0).sum(axis=1)
+    return float(min(np.mean(gained[taken_up] / hits_per_user[taken_up]) / best, 1.0))

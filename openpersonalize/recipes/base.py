@@ -14,6 +14,7 @@ import importlib
 import inspect
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
@@ -74,13 +75,18 @@ class Model:
     # -- written once for every model -----------------------------------------------------------
 
     def recommend(
-        self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None
+        self,
+        users: np.ndarray,
+        k: int,
+        exclude: sp.csr_matrix | None = None,
+        adjust: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top `k` item codes per user, best first, and their scores.
 
         Returns ``(len(users), k)`` int32 items (-1 pads rows with fewer candidates) and float32
         scores (nan where padded). An item with a nonzero in ``exclude[user]`` is never returned;
-        rows of `exclude` beyond its shape (cold users) exclude nothing.
+        rows of `exclude` beyond its shape (cold users) exclude nothing. ``adjust`` re-scores
+        each block of scores first (an optimization objective).
         """
         self._check_fitted()
         users = np.asarray(users).astype(np.int32, copy=False).reshape(-1)
@@ -95,6 +101,8 @@ class Model:
         for start in range(0, len(users), chunk):
             block_users = users[start : start + chunk]
             scores = self.score(block_users)
+            if adjust is not None:
+                scores = adjust(scores)
             if exclude is not None:
                 _mask_excluded(scores, block_users, exclude)
             items_out[start : start + chunk], scores_out[start : start + chunk] = top_k(scores, k)

@@ -31,6 +31,7 @@ from openpersonalize.filters.expression import parse_filter, parse_filter_values
 from openpersonalize.recipes import catalog
 from openpersonalize.recipes.als import ALSModel
 from openpersonalize.recipes.base import Model, top_k
+from openpersonalize.recipes.objective import Objective
 from openpersonalize.recipes.trending import TrendingNowModel
 from openpersonalize.resources import campaigns, filters, lifecycle, schemas, solutions
 from openpersonalize.serving.candidates import MIN_ITEMS as INDEXED_CATALOG
@@ -58,6 +59,7 @@ class Deployed:
     trained_at: float  # when the version finished training: later events are "streamed"
     # Large factor models get an IVF index, built in the background after loading.
     clustered_items: ClusteredItems | None = None
+    objective: Objective | None = None  # the solution's optimizationObjective, if any
 
 
 class ModelCache:
@@ -100,6 +102,7 @@ class ModelCache:
             cold_items=np.flatnonzero(interactions_per_item == 0).astype(np.int32),
             directory=directory,
             trained_at=float(version.updated_at),
+            objective=Objective.load(directory),
         )
         if isinstance(model, ALSModel) and model.n_items_ >= INDEXED_CATALOG:
             # Until the index is ready (seconds for 100k items) requests score every item.
@@ -366,7 +369,10 @@ class Request:
     def scores(self) -> np.ndarray:
         """The user's score per item code; streamed events fold into the user's history."""
         if self._exact_scores is None:
-            self._exact_scores = self._score_all()
+            scores = self._score_all()
+            if self.deployed.objective is not None:
+                scores = self.deployed.objective.adjust(scores[None, :])[0]
+            self._exact_scores = scores
         return self._exact_scores
 
     def candidate_scores(self) -> np.ndarray:
@@ -374,7 +380,9 @@ class Request:
         candidates), else every item's score. Users with streamed events are folded in, so
         they are always scored in full."""
         model, index = self.deployed.model, self.deployed.clustered_items
-        if index is None or self.events or not isinstance(model, ALSModel):
+        if index is None or self.events or self.deployed.objective is not None:
+            return self.scores()
+        if not isinstance(model, ALSModel):
             return self.scores()
         if not (0 <= self.user_code < model.n_users_ and model.warm_users_[self.user_code]):
             return self.scores()

@@ -29,9 +29,15 @@ from openpersonalize.data.interactions import InteractionData
 from openpersonalize.data.schema import Schema
 from openpersonalize.data.splits import EvaluationSplit, evaluation_split
 from openpersonalize.data.training_data import TrainingDataError, load_training_data
-from openpersonalize.metrics.ranking import METRIC_NAMES, extended_metrics, ranking_metrics
+from openpersonalize.metrics.ranking import (
+    METRIC_NAMES,
+    average_rewards,
+    extended_metrics,
+    ranking_metrics,
+)
 from openpersonalize.recipes import catalog
 from openpersonalize.recipes.base import Model
+from openpersonalize.recipes.objective import Objective
 from openpersonalize.resources import lifecycle, schemas
 from openpersonalize.store.database import ResourceRow
 from openpersonalize.training import artifacts
@@ -116,14 +122,23 @@ def train_solution_version(context: Context, version_arn: str, output: Path) -> 
     model_class = catalog.model_class(recipe)
     split = evaluation_split(data, seed=SEED)
     _progress(version_arn, 0.4, f"evaluating {recipe.name} on {len(split.test_users)} test users")
-    evaluation = _evaluate(model_class, hyperparameters, split, data.n_items, extended=True)
+    objective = _objective(data, config)
+    evaluation = _evaluate(
+        model_class, hyperparameters, split, data.n_items, extended=True, objective=objective
+    )
     # GetSolutionMetrics reports exactly the service's metrics; ours stay for `openpersonalize
     # metrics`.
-    result["metrics"] = {name: evaluation[name] for name in METRIC_NAMES}
+    result["metrics"] = {
+        name: evaluation[name]
+        for name in (*METRIC_NAMES, "average_rewards_at_k")
+        if name in evaluation
+    }
     result["extendedMetrics"] = evaluation
     _progress(version_arn, 0.7, "fitting the deployed model on all data")
     model = build(model_class, hyperparameters).fit(data)
     model.save(output / "model")
+    if objective is not None:
+        objective.save(output)  # serving re-ranks with it
     artifacts.save(data, output)
     result["recipeArn"] = recipe.arn
     result["hyperparameters"] = _as_strings(hyperparameters)
@@ -230,14 +245,43 @@ def _evaluate(
     n_items: int,
     *,
     extended: bool = False,
+    objective: Objective | None = None,
 ) -> dict[str, float]:
-    """The service's metrics (or, `extended`, with our recall and hit rate) on held-out users."""
+    """The service's metrics (or, `extended`, with our recall and hit rate) on held-out users;
+    with an optimization objective, recommendations are re-ranked by it and
+    average_rewards_at_k is added."""
     if len(split.test_users) == 0:
         raise TrainingError("No user has enough interactions to hold out for evaluation.")
     model = build(model_class, hyperparameters).fit(split.train)
-    recommended, _ = model.recommend(split.test_users, TOP_K, exclude=split.train.matrix())
+    recommended, _ = model.recommend(
+        split.test_users,
+        TOP_K,
+        exclude=split.train.matrix(),
+        adjust=objective.adjust if objective is not None else None,
+    )
     measure = extended_metrics if extended else ranking_metrics
-    return measure(recommended, split.truth, n_items)
+    metrics = measure(recommended, split.truth, n_items)
+    if objective is not None:
+        metrics["average_rewards_at_k"] = average_rewards(
+            recommended, split.truth, objective.rewards
+        )
+    return metrics
+
+
+def _objective(data: InteractionData, config: dict[str, Any]) -> Objective | None:
+    """The solution's optimizationObjective over the item vocabulary, if it has one."""
+    wanted = config.get("optimizationObjective") or {}
+    column = wanted.get("itemAttribute")
+    if not column:
+        return None
+    if data.item_metadata is None or column not in data.item_metadata.column_names:
+        raise TrainingError(
+            f"optimizationObjective.itemAttribute {column!r} is not among the Items columns "
+            "used for training (is it excluded by trainingDataConfig?)."
+        )
+    return Objective.from_metadata(
+        data.item_metadata, column, wanted.get("objectiveSensitivity") or "LOW"
+    )
 
 
 def _as_strings(hyperparameters: dict[str, Any]) -> dict[str, str]:
