@@ -41,6 +41,7 @@ from openpersonalize.training import artifacts
 
 MAX_RESULTS, MAX_RESULTS_WITH_METADATA = 500, 50
 RECENT_EVENTS = 100  # the service looks at the 100 most recent interactions per user
+MAX_TRACKED_EVENT_USERS = 1_000_000  # per dataset, for skipping the events query
 CACHE_SECONDS = 1.0  # how stale a campaign's or catalog's metadata may be on the hot path
 DEFAULT_EXPLORATION_WEIGHT, DEFAULT_EXPLORATION_AGE_DAYS = 0.3, 30.0
 
@@ -250,14 +251,19 @@ def _align(table: pa.Table, id_column: str, ids: np.ndarray) -> pa.Table:
 class _EventUsers:
     """Which users of a dataset have streamed events, so most requests skip the events query.
 
-    PutEvents is answered by this same process, which adds users as their events arrive."""
+    PutEvents is answered by this same process, which adds users as their events arrive. Past
+    MAX_TRACKED_EVENT_USERS users a dataset is no longer tracked (memory stays bounded) and
+    every request of it queries its events."""
 
     def __init__(self) -> None:
         self._users: dict[str, set[str]] = {}
+        self._untracked: set[str] = set()
         self._lock = threading.Lock()
 
     def has_events(self, context: Context, dataset_arn: str, user_id: str) -> bool:
         with self._lock:
+            if dataset_arn in self._untracked:
+                return True
             users = self._users.get(dataset_arn)
         if users is None:
             with context.database.snapshot() as session:
@@ -266,9 +272,13 @@ class _EventUsers:
                         select(EventRow.user_id)
                         .where(EventRow.dataset_arn == dataset_arn)
                         .distinct()
+                        .limit(MAX_TRACKED_EVENT_USERS + 1)
                     )
                 )
             with self._lock:
+                if len(users) > MAX_TRACKED_EVENT_USERS:
+                    self._untracked.add(dataset_arn)
+                    return True
                 users = self._users.setdefault(dataset_arn, users)
         return user_id in users
 
@@ -276,6 +286,9 @@ class _EventUsers:
         with self._lock:
             if dataset_arn in self._users:
                 self._users[dataset_arn] |= user_ids
+                if len(self._users[dataset_arn]) > MAX_TRACKED_EVENT_USERS:
+                    del self._users[dataset_arn]
+                    self._untracked.add(dataset_arn)
 
 
 EVENT_USERS = _EventUsers()
