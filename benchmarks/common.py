@@ -7,7 +7,9 @@ import importlib
 import os
 import platform
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO / ".." / "shared" / "datasets"
@@ -61,3 +63,82 @@ def write_section(start: str, end: str, text: str) -> None:
 def require_active(description: dict, log: str = "") -> None:
     if description.get("status") != "ACTIVE":
         raise SystemExit(f"not ACTIVE: {description}\n{log}")
+
+
+# ------------------------------------------------------------ a real server, driven by boto3
+
+
+def bench_name(key: str, prefix: str = "bench-") -> str:
+    """A resource name (letters, digits, '-') derived from a data set's key."""
+    return prefix + re.sub(r"[^a-zA-Z0-9-]", "-", key)[:40]
+
+
+def start_server(directory: Path, s3_root: Path, **settings: str) -> Any:
+    """A fresh `openpersonalize serve` subprocess (one worker unless told) over `s3_root`."""
+    from openpersonalize.testing.server import ServerProcess
+
+    env = {"PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    server = ServerProcess(
+        directory,
+        settings={"s3_local_root": str(s3_root), "workers": "1", **settings},
+        environment=env,
+    )
+    server.start()
+    return server
+
+
+def wait_active(describe: Any, key: str, arn: str, log: str = "", timeout: float = 3600.0) -> dict:
+    """Poll a Describe call until the resource settles; exit unless it is ACTIVE."""
+    from openpersonalize.testing.server import wait_for_status
+
+    description = wait_for_status(  # polls every 0.05 s
+        describe,
+        key,
+        f"{key}Arn",
+        arn,
+        statuses=("ACTIVE", "CREATE FAILED", "CREATE STOPPED"),
+        timeout=timeout,
+    )
+    require_active(description, log)
+    return description
+
+
+def create_group(client: Any, name: str) -> str:
+    group = client.create_dataset_group(name=name)["datasetGroupArn"]
+    wait_active(client.describe_dataset_group, "datasetGroup", group)
+    return group
+
+
+def create_dataset(client: Any, group: str, name: str, dataset_type: str, schema: str) -> str:
+    schema_arn = client.create_schema(name=name, schema=schema)["schemaArn"]
+    dataset = client.create_dataset(
+        name=name, datasetGroupArn=group, schemaArn=schema_arn, datasetType=dataset_type
+    )["datasetArn"]
+    wait_active(client.describe_dataset, "dataset", dataset)
+    return dataset
+
+
+def import_data(
+    client: Any, dataset: str, name: str, location: str, log: Callable[[], str] = str
+) -> dict:
+    """A FULL import of `location` into `dataset`, waited for; exits unless it is ACTIVE."""
+    job = client.create_dataset_import_job(
+        jobName=name, datasetArn=dataset, dataSource={"dataLocation": location}, importMode="FULL"
+    )["datasetImportJobArn"]
+    return wait_active(client.describe_dataset_import_job, "datasetImportJob", job, log())
+
+
+def create_solution(client: Any, group: str, name: str, recipe: str | None, **extra: Any) -> str:
+    """A solution (no automatic training), waited for until ACTIVE."""
+    recipe_arg = {"recipeArn": f"arn:aws:personalize:::recipe/{recipe}"} if recipe else {}
+    solution = client.create_solution(
+        name=name[:63], datasetGroupArn=group, performAutoTraining=False, **recipe_arg, **extra
+    )["solutionArn"]
+    wait_active(client.describe_solution, "solution", solution)
+    return solution
+
+
+def train_version(client: Any, solution: str, log: Callable[[], str] = str) -> dict:
+    """CreateSolutionVersion, waited for; exits unless it ends ACTIVE."""
+    arn = client.create_solution_version(solutionArn=solution)["solutionVersionArn"]
+    return wait_active(client.describe_solution_version, "solutionVersion", arn, log())

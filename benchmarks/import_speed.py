@@ -205,49 +205,15 @@ def child(root: str, key: str, schema_path: str, out_dir: str) -> None:
 
 def measure_api(root: Path, case: Case, work: Path, figures: Figures) -> None:
     """Import one data set through a fresh real server; fills the API figures in."""
-    from openpersonalize.testing.server import ServerProcess, wait_for_status
-
-    env = {"PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    server = ServerProcess(
-        work / f"{case.key}.server",
-        settings={"s3_local_root": str(root), "workers": "1"},
-        environment=env,
-    )
-    server.start()
+    server = common.start_server(work / f"{case.key}.server", root)
     try:
         client = server.client("personalize")
-        name = re.sub(r"[^a-zA-Z0-9-]", "-", case.key)[:50]
-        group = client.create_dataset_group(name=f"bench-{name}")["datasetGroupArn"]
-        common.require_active(
-            wait_for_status(client.describe_dataset_group, "datasetGroup", "datasetGroupArn", group)
-        )
-        schema = client.create_schema(name=f"bench-{name}", schema=case.schema)["schemaArn"]
-        dataset = client.create_dataset(
-            name=f"bench-{name}",
-            datasetGroupArn=group,
-            schemaArn=schema,
-            datasetType="Interactions",
-        )["datasetArn"]
-        common.require_active(
-            wait_for_status(client.describe_dataset, "dataset", "datasetArn", dataset)
-        )
-
+        name = common.bench_name(case.key)
+        group = common.create_group(client, name)
+        dataset = common.create_dataset(client, group, name, "Interactions", case.schema)
         started = time.perf_counter()
-        job = client.create_dataset_import_job(
-            jobName=f"bench-{name}",
-            datasetArn=dataset,
-            dataSource={"dataLocation": f"s3://{BUCKET}/{case.key}"},
-            importMode="FULL",
-        )["datasetImportJobArn"]
-        description = wait_for_status(  # polls every 0.05 s
-            client.describe_dataset_import_job,
-            "datasetImportJob",
-            "datasetImportJobArn",
-            job,
-            timeout=3600.0,
-        )
+        common.import_data(client, dataset, name, f"s3://{BUCKET}/{case.key}", server.log)
         seconds = time.perf_counter() - started
-        common.require_active(description, server.log())
         workers = _worker_pids(server.process.pid)  # type: ignore[union-attr]
         if len(workers) != 1:
             raise SystemExit(f"expected one worker process under the server, found {workers}")

@@ -37,7 +37,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import re
 import sys
 import tempfile
 import time
@@ -60,7 +59,7 @@ def write_doc(text: str) -> None:
 
 
 BUCKET = "bench"
-RECIPE = "arn:aws:personalize:::recipe/aws-user-personalization"
+RECIPE_NAME = "aws-user-personalization"
 
 ML_LATEST_SMALL = "ml-latest-small"
 GENERATED_100K = "generated 100k items"
@@ -512,92 +511,35 @@ def measure(
     """Deploy one catalog on a fresh real server, then load it at each concurrency."""
     import numpy as np
 
-    from openpersonalize.testing.server import ServerProcess, wait_for_status
-
-    env = {"PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    server = ServerProcess(
-        work / f"{catalog.interactions_key}.server",
-        settings={"s3_local_root": str(root), "workers": "1"},
-        environment=env,
-    )
+    server = common.start_server(work / f"{catalog.interactions_key}.server", root)
     result = Result(catalog)
-    server.start()
     try:
         client = server.client("personalize")
-        name = "bench-" + re.sub(r"[^a-zA-Z0-9-]", "-", catalog.interactions_key)[:40]
-        group = client.create_dataset_group(name=name)["datasetGroupArn"]
-        common.require_active(
-            wait_for_status(client.describe_dataset_group, "datasetGroup", "datasetGroupArn", group)
-        )
+        name = common.bench_name(catalog.interactions_key)
+        group = common.create_group(client, name)
         for dataset_type, schema_text, key in (
             ("Interactions", catalog.interactions_schema, catalog.interactions_key),
             ("Items", catalog.items_schema, catalog.items_key),
         ):
-            schema = client.create_schema(name=f"{name}-{dataset_type}", schema=schema_text)
-            dataset = client.create_dataset(
-                name=f"{name}-{dataset_type}",
-                datasetGroupArn=group,
-                schemaArn=schema["schemaArn"],
-                datasetType=dataset_type,
-            )["datasetArn"]
-            common.require_active(
-                wait_for_status(client.describe_dataset, "dataset", "datasetArn", dataset)
-            )
-            job = client.create_dataset_import_job(
-                jobName=f"{name}-{dataset_type}",
-                datasetArn=dataset,
-                dataSource={"dataLocation": f"s3://{BUCKET}/{key}"},
-                importMode="FULL",
-            )["datasetImportJobArn"]
-            common.require_active(
-                wait_for_status(
-                    client.describe_dataset_import_job,
-                    "datasetImportJob",
-                    "datasetImportJobArn",
-                    job,
-                    timeout=3600.0,
-                ),
-                server.log(),
-            )
+            dataset_name = f"{name}-{dataset_type}"
+            dataset = common.create_dataset(client, group, dataset_name, dataset_type, schema_text)
+            common.import_data(client, dataset, dataset_name, f"s3://{BUCKET}/{key}", server.log)
 
         print(f"  training aws-user-personalization on {catalog.label} ...", file=sys.stderr)
-        solution = client.create_solution(
-            name=f"{name}-up", datasetGroupArn=group, recipeArn=RECIPE, performAutoTraining=False
-        )["solutionArn"]
-        common.require_active(
-            wait_for_status(client.describe_solution, "solution", "solutionArn", solution)
-        )
+        solution = common.create_solution(client, group, f"{name}-up", RECIPE_NAME)
         started = time.perf_counter()
-        version = client.create_solution_version(solutionArn=solution)["solutionVersionArn"]
-        common.require_active(
-            wait_for_status(
-                client.describe_solution_version,
-                "solutionVersion",
-                "solutionVersionArn",
-                version,
-                statuses=("ACTIVE", "CREATE FAILED", "CREATE STOPPED"),
-                timeout=3600.0,
-            ),
-            server.log(),
-        )
+        version = common.train_version(client, solution, server.log)["solutionVersionArn"]
         result.train_seconds = time.perf_counter() - started
         campaign = client.create_campaign(
             name=f"{name}-campaign",
             solutionVersionArn=version,
             campaignConfig={"itemExplorationConfig": {"explorationWeight": "0"}},
         )["campaignArn"]
-        common.require_active(
-            wait_for_status(
-                client.describe_campaign, "campaign", "campaignArn", campaign, timeout=600.0
-            ),
-            server.log(),
-        )
+        common.wait_active(client.describe_campaign, "campaign", campaign, server.log())
         filter_arn = client.create_filter(
             name=f"{name}-genre", datasetGroupArn=group, filterExpression=catalog.filter_expression
         )["filterArn"]
-        common.require_active(
-            wait_for_status(client.describe_filter, "filter", "filterArn", filter_arn)
-        )
+        common.wait_active(client.describe_filter, "filter", filter_arn)
 
         requests = {
             NO_FILTER: {"campaignArn": campaign},

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import sys
 import tempfile
 import time
@@ -220,72 +218,24 @@ def _describe(table: Any, case: Case) -> None:
 
 def measure(root: Path, case: Case, work: Path) -> Result:
     """Import one data set into a fresh real server and train every recipe on it."""
-    from openpersonalize.testing.server import ServerProcess, wait_for_status
-
-    env = {"PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    server = ServerProcess(
-        work / f"{case.key}.server",
-        settings={"s3_local_root": str(root), "workers": "1"},
-        environment=env,
-    )
+    server = common.start_server(work / f"{case.key}.server", root)
     result = Result(case)
-    server.start()
     try:
         client = server.client("personalize")
-        name = "bench-" + re.sub(r"[^a-zA-Z0-9-]", "-", case.key)[:40]
-        group = client.create_dataset_group(name=name)["datasetGroupArn"]
-        common.require_active(
-            wait_for_status(client.describe_dataset_group, "datasetGroup", "datasetGroupArn", group)
-        )
-        schema = client.create_schema(name=name, schema=case.schema)["schemaArn"]
-        dataset = client.create_dataset(
-            name=name, datasetGroupArn=group, schemaArn=schema, datasetType="Interactions"
-        )["datasetArn"]
-        common.require_active(
-            wait_for_status(client.describe_dataset, "dataset", "datasetArn", dataset)
-        )
+        name = common.bench_name(case.key)
+        group = common.create_group(client, name)
+        dataset = common.create_dataset(client, group, name, "Interactions", case.schema)
         started = time.perf_counter()
-        job = client.create_dataset_import_job(
-            jobName=name,
-            datasetArn=dataset,
-            dataSource={"dataLocation": f"s3://{BUCKET}/{case.key}"},
-            importMode="FULL",
-        )["datasetImportJobArn"]
-        common.require_active(
-            wait_for_status(
-                client.describe_dataset_import_job,
-                "datasetImportJob",
-                "datasetImportJobArn",
-                job,
-                timeout=3600.0,
-            ),
-            server.log(),
-        )
+        common.import_data(client, dataset, name, f"s3://{BUCKET}/{case.key}", server.log)
         result.import_seconds = time.perf_counter() - started
 
         for recipe in RECIPES:
             print(f"  training {recipe} on {case.label} ...", file=sys.stderr)
-            solution = client.create_solution(
-                name=f"{name}-{recipe}"[:63],
-                datasetGroupArn=group,
-                recipeArn=f"arn:aws:personalize:::recipe/{recipe}",
-                performAutoTraining=False,
-            )["solutionArn"]
-            common.require_active(
-                wait_for_status(client.describe_solution, "solution", "solutionArn", solution)
-            )
+            solution = common.create_solution(client, group, f"{name}-{recipe}", recipe)
             started = time.perf_counter()
-            version_arn = client.create_solution_version(solutionArn=solution)["solutionVersionArn"]
-            version = wait_for_status(  # polls every 0.05 s
-                client.describe_solution_version,
-                "solutionVersion",
-                "solutionVersionArn",
-                version_arn,
-                statuses=("ACTIVE", "CREATE FAILED", "CREATE STOPPED"),
-                timeout=3600.0,
-            )
+            version = common.train_version(client, solution, server.log)
             seconds = time.perf_counter() - started
-            common.require_active(version, server.log())
+            version_arn = version["solutionVersionArn"]
             metrics = client.get_solution_metrics(solutionVersionArn=version_arn)["metrics"]
             missing = set(METRICS) - set(metrics)
             if missing:
