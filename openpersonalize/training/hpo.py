@@ -52,10 +52,13 @@ class Search:
 
     version_arn: str
     executor: executors.Executor
-    max_trials: int  # per recipe
+    max_trials: int  # maxNumberOfTrainingJobs
     max_parallel: int
     validation_path: Path
     n_items: int
+    # Local trials running at once each get their own share of the cores (slot i: cpu_sets[i]),
+    # so their thread pools do not fight; empty where the executor places trials itself.
+    cpu_sets: list[list[int]] = field(default_factory=list)
     trials: list[dict[str, Any]] = field(default_factory=list)  # every trial, in finish order
     seconds: float = 0.0  # wall time spent searching (the trials' own time is in `trials`)
 
@@ -83,13 +86,20 @@ class Search:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as file:
             pickle.dump(validation, file, protocol=pickle.HIGHEST_PROTOCOL)
+        max_parallel = min(max_parallel, max_trials)
+        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        share = len(cpus) // max_parallel
+        local = settings.executor == "local" and share >= 1
         return cls(
             version_arn=version_arn,
             executor=executors.for_settings(settings),
             max_trials=max_trials,
-            max_parallel=min(max_parallel, max_trials),
+            max_parallel=max_parallel,
             validation_path=path,
             n_items=data.n_items,
+            cpu_sets=[cpus[i * share : (i + 1) * share] for i in range(max_parallel)]
+            if local
+            else [],
         )
 
     @property
@@ -126,21 +136,23 @@ def auto_ml(search: Search, config: dict[str, Any]) -> tuple[catalog.Recipe, dic
         for recipe in catalog.RECIPES.values()
         if recipe.recipe_type == "USER_PERSONALIZATION" and recipe.model is not None
     ]
+    spaces = [catalog.search_space(recipe, None) for recipe in candidates]
+    # maxNumberOfTrainingJobs is for the whole search: a recipe with nothing to tune trains
+    # once (to be compared), the recipes with something to tune share the rest.
+    n_tunable = sum(1 for space in spaces if space)
+    per_tunable = max(1, (search.max_trials - (len(candidates) - n_tunable)) // max(n_tunable, 1))
     low, high = SEARCH_PROGRESS
     step = (high - low) / len(candidates)
     best: tuple[float, catalog.Recipe, dict[str, Any]] | None = None
-    for index, recipe in enumerate(candidates):
-        defaults = catalog.resolve_hyperparameters(recipe, None, None)
-        space = catalog.search_space(recipe, None)
+    for index, (recipe, space) in enumerate(zip(candidates, spaces, strict=True)):
         started = len(search.trials)
-        # A recipe with nothing to tune still trains once, to be compared.
         winner = _study(
             search,
             recipe,
             space,
-            defaults,
+            catalog.resolve_hyperparameters(recipe, None, None),
             DEFAULT_HPO_METRIC,
-            search.max_trials if space else 1,
+            per_tunable if space else 1,
             (low + index * step, low + (index + 1) * step),
         )
         score = winner["metrics"][metric]
@@ -174,7 +186,11 @@ def _study(
     # constant_liar: a trial still running counts as a poor result, so parallel asks spread out.
     sampler = optuna.samplers.TPESampler(seed=SEED, constant_liar=True)
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    running: dict[executors.Task, tuple[Any, dict[str, Any]]] = {}
+    # The first trial tries the recipe's defaults (where the ranges hold them), so the tuned
+    # hyperparameters are never worse than the defaults on the validation users.
+    study.enqueue_trial(_defaults_in(recipe, space, fixed), skip_if_exists=True)
+    running: dict[executors.Task, tuple[Any, dict[str, Any], int]] = {}
+    free_slots = list(range(search.max_parallel))
     outcomes: dict[int, dict[str, Any]] = {}
     asked = 0
     started = time.monotonic()
@@ -183,15 +199,17 @@ def _study(
             while asked < n_trials and len(running) < search.max_parallel:
                 trial = study.ask()
                 candidate = _suggest(trial, recipe, space, fixed)
+                slot = free_slots.pop()
                 task = search.executor.submit(
                     run_trial,
                     str(search.validation_path),
                     recipe.arn,
                     candidate,
                     search.n_items,
+                    search.cpu_sets[slot] if search.cpu_sets else None,
                     name=f"hpo-{recipe.name}-{trial.number}",
                 )
-                running[task] = (trial, candidate)
+                running[task] = (trial, candidate, slot)
                 asked += 1
                 log.info(
                     "%s: HPO trial %d/%d of %s started: %s",
@@ -202,7 +220,8 @@ def _study(
                     _as_strings(candidate),
                 )
             for task in executors.wait_any(list(running), timeout=1.0):
-                trial, candidate = running.pop(task)
+                trial, candidate, slot = running.pop(task)
+                free_slots.append(slot)
                 try:
                     outcome = task.result()
                 except executors.TaskFailed as error:
@@ -236,6 +255,22 @@ def _study(
     return outcomes[study.best_trial.number]
 
 
+def _defaults_in(
+    recipe: catalog.Recipe, space: dict[str, tuple[str, Any, Any]], fixed: dict[str, Any]
+) -> dict[str, Any]:
+    """The searched parameters' default values that lie inside their search ranges."""
+    inside = {}
+    for name, (kind, low_or_values, high) in space.items():
+        value = fixed[name]
+        if kind == catalog.CATEGORICAL:
+            choice = recipe.parameter(name).canonical(value)  # type: ignore[union-attr]
+            if choice in low_or_values:
+                inside[name] = choice
+        elif low_or_values <= value <= high:
+            inside[name] = value
+    return inside
+
+
 def _suggest(
     trial: Any,
     recipe: catalog.Recipe,
@@ -256,10 +291,16 @@ def _suggest(
 
 
 def run_trial(
-    validation_path: str, recipe_arn: str, hyperparameters: dict[str, Any], n_items: int
+    validation_path: str,
+    recipe_arn: str,
+    hyperparameters: dict[str, Any],
+    n_items: int,
+    cpus: list[int] | None = None,
 ) -> dict[str, Any]:
     """One trial, in its own process: fit on the validation split's training data and score."""
     started = time.time()
+    if cpus:
+        os.sched_setaffinity(0, cpus)  # models size their thread pools by the cores they may use
     with open(validation_path, "rb") as file:
         validation: EvaluationSplit = pickle.load(file)
     model_class = catalog.model_class(catalog.get_recipe(recipe_arn))
