@@ -25,7 +25,7 @@ from openpersonalize.config import Settings
 
 POLL_SECONDS = 0.05
 # What every local task process needs imported (training and HPO), loaded once per forkserver.
-PRELOAD = ["openpersonalize.training.hpo", "openpersonalize.recipes.als"]
+PRELOAD = ["openpersonalize.training.hpo"]
 
 
 class TaskFailed(Exception):
@@ -46,10 +46,11 @@ class Executor(Protocol):
     def submit(self, function: Callable[..., Any], *args: Any, name: str) -> Task: ...
 
 
-def for_settings(settings: Settings) -> Executor:
+def for_settings(settings: Settings, preload: Sequence[str] = ()) -> Executor:
+    """The configured executor; `preload`: modules local task processes should start with."""
     if settings.executor == "ray":
         return RayExecutor(settings.ray_address)
-    return LocalExecutor()
+    return LocalExecutor(preload)
 
 
 def wait_any(tasks: Sequence[Task], timeout: float) -> list[Task]:
@@ -75,9 +76,12 @@ class LocalExecutor:
     that shares no state with the caller.
     """
 
+    def __init__(self, preload: Sequence[str] = ()) -> None:
+        self.preload = [*PRELOAD, *preload]
+
     def submit(self, function: Callable[..., Any], *args: Any, name: str) -> LocalTask:
         forkserver = multiprocessing.get_context("forkserver")
-        forkserver.set_forkserver_preload(PRELOAD)
+        forkserver.set_forkserver_preload(self.preload)  # read when the forkserver starts
         receiver, sender = forkserver.Pipe(duplex=False)
         leads_group = not _inside_local_task
         process = forkserver.Process(

@@ -70,8 +70,9 @@ class Search:
         config: dict[str, Any],
         data: InteractionData,
         output: Path,
+        recipes: list[catalog.Recipe],
     ) -> Search:
-        """Write the validation split where trials can read it; size the search."""
+        """Write the validation split where trials can read it; size the search over `recipes`."""
         resources = (config.get("hpoConfig") or {}).get("hpoResourceConfig") or {}
         limits = {**catalog.HPO_RESOURCE_DEFAULTS, **resources}
         max_trials = int(limits["maxNumberOfTrainingJobs"])
@@ -92,7 +93,10 @@ class Search:
         local = settings.executor == "local" and share >= 1
         return cls(
             version_arn=version_arn,
-            executor=executors.for_settings(settings),
+            # Local trial processes fork with the recipes' model code imported already.
+            executor=executors.for_settings(
+                settings, preload=[recipe.model.split(":")[0] for recipe in recipes if recipe.model]
+            ),
             max_trials=max_trials,
             max_parallel=max_parallel,
             validation_path=path,
@@ -131,11 +135,7 @@ def auto_ml(search: Search, config: dict[str, Any]) -> tuple[catalog.Recipe, dic
     auto_ml_config = config.get("autoMLConfig") or {}
     metric = auto_ml_config.get("metricName")
     metric = metric if metric in EXTENDED_METRIC_NAMES else DEFAULT_AUTOML_METRIC
-    candidates = [catalog.get_recipe(arn) for arn in auto_ml_config.get("recipeList") or []] or [
-        recipe
-        for recipe in catalog.RECIPES.values()
-        if recipe.recipe_type == "USER_PERSONALIZATION" and recipe.model is not None
-    ]
+    candidates = auto_ml_candidates(config)
     spaces = [catalog.search_space(recipe, None) for recipe in candidates]
     # maxNumberOfTrainingJobs is for the whole search: a recipe with nothing to tune trains
     # once (to be compared), the recipes with something to tune share the rest.
@@ -168,6 +168,16 @@ def auto_ml(search: Search, config: dict[str, Any]) -> tuple[catalog.Recipe, dic
             best = (score, recipe, winner["candidate"])
     assert best is not None
     return best[1], best[2]
+
+
+def auto_ml_candidates(config: dict[str, Any]) -> list[catalog.Recipe]:
+    """autoMLConfig.recipeList, or else every USER_PERSONALIZATION recipe we can train."""
+    listed = (config.get("autoMLConfig") or {}).get("recipeList") or []
+    return [catalog.get_recipe(arn) for arn in listed] or [
+        recipe
+        for recipe in catalog.RECIPES.values()
+        if recipe.recipe_type == "USER_PERSONALIZATION" and recipe.model is not None
+    ]
 
 
 def _study(

@@ -96,7 +96,12 @@ def train_solution_version(context: Context, version_arn: str, output: Path) -> 
     result: dict[str, Any] = {}
     search = None
     if version.get("performAutoML") or version.get("performHPO"):
-        search = hpo.Search.start(context.settings, version_arn, config, data, output)
+        recipes = (
+            hpo.auto_ml_candidates(config)
+            if version.get("performAutoML")
+            else [catalog.get_recipe(version["recipeArn"])]
+        )
+        search = hpo.Search.start(context.settings, version_arn, config, data, output, recipes)
     if version.get("performAutoML"):
         assert search is not None
         recipe, hyperparameters = hpo.auto_ml(search, config)
