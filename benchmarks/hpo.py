@@ -30,7 +30,6 @@ import training
 from common import DATASETS, DOC, REPO
 
 START, END = "<!-- hpo:start -->", "<!-- hpo:end -->"
-RECIPE = "arn:aws:personalize:::recipe/aws-user-personalization"
 OBJECTIVE = "normalized_discounted_cumulative_gain_at_25"  # the HPO objective by default
 SHOWN = (
     "normalized_discounted_cumulative_gain_at_10",
@@ -40,72 +39,29 @@ SHOWN = (
 )
 
 
-def train_version(client: Any, group: str, name: str, **fields: Any) -> dict[str, Any]:
+def train(client: Any, group: str, name: str, **fields: Any) -> dict[str, Any]:
     """One solution and one version of it; the version's description, metrics and wall time."""
-    from openpersonalize.testing.server import wait_for_status
-
-    solution = client.create_solution(
-        name=name, datasetGroupArn=group, recipeArn=RECIPE, performAutoTraining=False, **fields
-    )["solutionArn"]
-    common.require_active(
-        wait_for_status(client.describe_solution, "solution", "solutionArn", solution)
-    )
+    solution = common.create_solution(client, group, name, "aws-user-personalization", **fields)
     print(f"  training {name} ...", file=sys.stderr)
     started = time.perf_counter()
-    arn = client.create_solution_version(solutionArn=solution)["solutionVersionArn"]
-    version = wait_for_status(
-        client.describe_solution_version,
-        "solutionVersion",
-        "solutionVersionArn",
-        arn,
-        statuses=("ACTIVE", "CREATE FAILED", "CREATE STOPPED"),
-        timeout=3600.0,
-    )
+    version = common.train_version(client, solution)
     seconds = time.perf_counter() - started
-    common.require_active(version)
-    metrics = client.get_solution_metrics(solutionVersionArn=arn)["metrics"]
+    metrics = client.get_solution_metrics(solutionVersionArn=version["solutionVersionArn"])
+    metrics = metrics["metrics"]
     print(f"  {name}: {seconds:.1f} s, {OBJECTIVE}={metrics[OBJECTIVE]:.4f}", file=sys.stderr)
     return {"version": version, "metrics": metrics, "seconds": seconds}
 
 
 def measure(root: Path, case: training.Case, work: Path, trials: int) -> dict[str, dict]:
-    from openpersonalize.testing.server import ServerProcess, wait_for_status
-
-    env = {"PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    server = ServerProcess(
-        work / "server", settings={"s3_local_root": str(root), "workers": "1"}, environment=env
-    )
-    server.start()
+    server = common.start_server(work / "server", root)
     runs: dict[str, dict] = {}
     try:
         client = server.client("personalize")
-        group = client.create_dataset_group(name="bench-hpo")["datasetGroupArn"]
-        common.require_active(
-            wait_for_status(client.describe_dataset_group, "datasetGroup", "datasetGroupArn", group)
-        )
-        schema = client.create_schema(name="bench-hpo", schema=case.schema)["schemaArn"]
-        dataset = client.create_dataset(
-            name="bench-hpo", datasetGroupArn=group, schemaArn=schema, datasetType="Interactions"
-        )["datasetArn"]
-        common.require_active(
-            wait_for_status(client.describe_dataset, "dataset", "datasetArn", dataset)
-        )
-        job = client.create_dataset_import_job(
-            jobName="bench-hpo",
-            datasetArn=dataset,
-            dataSource={"dataLocation": f"s3://{training.BUCKET}/{case.key}"},
-        )["datasetImportJobArn"]
-        common.require_active(
-            wait_for_status(
-                client.describe_dataset_import_job,
-                "datasetImportJob",
-                "datasetImportJobArn",
-                job,
-                timeout=600.0,
-            ),
-            server.log(),
-        )
-        runs["default"] = train_version(client, group, "bench-default")
+        group = common.create_group(client, "bench-hpo")
+        dataset = common.create_dataset(client, group, "bench-hpo", "Interactions", case.schema)
+        location = f"s3://{training.BUCKET}/{case.key}"
+        common.import_data(client, dataset, "bench-hpo", location, server.log)
+        runs["default"] = train(client, group, "bench-default")
         for parallel in (1, 2):
             config = {
                 "hpoConfig": {
@@ -115,7 +71,7 @@ def measure(root: Path, case: training.Case, work: Path, trials: int) -> dict[st
                     }
                 }
             }
-            runs[f"tuned, {parallel} at once"] = train_version(
+            runs[f"tuned, {parallel} at once"] = train(
                 client, group, f"bench-hpo-{parallel}", performHPO=True, solutionConfig=config
             )
     finally:
