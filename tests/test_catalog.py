@@ -121,6 +121,9 @@ def test_model_classes() -> None:
         "aws-trending-now",
         "aws-user-personalization-v2",
         "aws-personalized-ranking-v2",
+        "aws-hrnn",
+        "aws-hrnn-metadata",
+        "aws-hrnn-coldstart",
     }
     for recipe in RECIPES.values():
         if recipe.model is None:

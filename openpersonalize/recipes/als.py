@@ -17,6 +17,11 @@ Confidence is ``1 + alpha * w`` for a (user, item) pair whose recency-weighted e
 weights sum to ``w``; unobserved pairs have confidence 1 and preference 0 (Hu, Koren and
 Volinsky 2008). Users without events, and codes outside the vocabulary, are scored by item
 popularity.
+
+Cold start: items without events (in the Items dataset only) get factors from their metadata
+(``recipes.features``: the columns trainingDataConfig leaves in, reduced to at most 64
+dimensions), by a ridge regression from metadata to factors fitted on the items with events.
+A new item thus scores high for users who like items with metadata like its own.
 """
 
 from __future__ import annotations
@@ -31,8 +36,12 @@ from threadpoolctl import threadpool_limits
 
 from openpersonalize.data.interactions import InteractionData
 from openpersonalize.recipes.base import Model, cores, top_k
+from openpersonalize.recipes.features import dense_metadata_features, predict_from_features
 
 __all__ = ["ALSModel"]
+
+#: Metadata features are reduced to at most this many dimensions before the cold-start map.
+_METADATA_DIMENSION = 64
 
 
 class ALSModel(Model):
@@ -102,6 +111,7 @@ class ALSModel(Model):
                 if len(folded):
                     user_factors[folded] = solver.recalculate_user(folded, confidence[folded])
         user_factors[events_per_user == 0] = 0.0  # no history: scored by popularity instead
+        self._factors_for_cold_items(data, item_factors)
 
         self.user_factors_ = user_factors
         self.item_factors_ = item_factors
@@ -214,6 +224,21 @@ class ALSModel(Model):
         return self
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _factors_for_cold_items(self, data: InteractionData, item_factors: np.ndarray) -> None:
+        """Items without events get factors predicted from their metadata (in place)."""
+        warm = np.bincount(data.items, minlength=data.n_items) > 0
+        if warm.all() or not warm.any():
+            return
+        features = dense_metadata_features(
+            data.item_metadata,
+            data.item_column_kinds,
+            data.n_items,
+            _METADATA_DIMENSION,
+            int(self.random_state),
+        )
+        if features.shape[1]:
+            item_factors[~warm] = predict_from_features(features, item_factors, warm)[~warm]
 
     def _warm(self, users: np.ndarray) -> np.ndarray:
         users = np.asarray(users)

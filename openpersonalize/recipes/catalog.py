@@ -208,10 +208,6 @@ def _sequence(hidden_dimension: int) -> tuple[HyperParameter, ...]:
 
 _RECENCY_BIAS = (_boolean("apply_recency_bias", True),)
 _NOT_YET = "its algorithm ({}) is not implemented yet"
-_LEGACY = (
-    "it is a legacy recipe that Amazon Personalize no longer trains; "
-    "use aws-user-personalization instead"
-)
 _USER_PERSONALIZATION = "USER_PERSONALIZATION"
 _RELATED_ITEMS = "RELATED_ITEMS"
 _PERSONALIZED_RANKING = "PERSONALIZED_RANKING"
@@ -368,8 +364,7 @@ _ALL: tuple[Recipe, ...] = (
         "aws-hrnn",
         "JSON-percentile-filtering",
         _sequence(43),
-        None,
-        _LEGACY,
+        "openpersonalize.recipes.hrnn:HRNNModel",
     ),
     Recipe(
         "aws-hrnn-metadata",
@@ -378,8 +373,7 @@ _ALL: tuple[Recipe, ...] = (
         "aws-hrnn-metadata",
         "featurize_metadata",
         _sequence(43),
-        None,
-        _LEGACY,
+        "openpersonalize.recipes.hrnn:HRNNMetadataModel",
     ),
     Recipe(
         "aws-hrnn-coldstart",
@@ -400,8 +394,7 @@ _ALL: tuple[Recipe, ...] = (
             ),
             *_history_percentiles(0.0, 0.99),
         ),
-        None,
-        _LEGACY,
+        "openpersonalize.recipes.hrnn:HRNNColdstartModel",
     ),
 )
 

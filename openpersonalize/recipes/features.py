@@ -23,6 +23,7 @@ from scipy.sparse.linalg import svds
 __all__ = [
     "dense_metadata_features",
     "metadata_features",
+    "predict_from_features",
     "reduce_dimensions",
     "users_within_history_percentiles",
 ]
@@ -90,6 +91,24 @@ def dense_metadata_features(
 ) -> np.ndarray:
     """`metadata_features` reduced to at most `dim` dense float32 columns (none without any)."""
     return reduce_dimensions(metadata_features(table, kinds, n_rows), dim, seed)
+
+
+def predict_from_features(
+    features: np.ndarray, targets: np.ndarray, known: np.ndarray, regularization: float = 1.0
+) -> np.ndarray:
+    """Every row's `targets` predicted from its `features` by a ridge regression (with an
+    unpenalized intercept) fitted on the rows where `known` is true. float32, like `targets`.
+
+    The cold-start map: fitted on items with events (features -> learned item factors), it
+    gives items without events factors from their metadata.
+    """
+    design = np.hstack([features, np.ones((len(features), 1))]).astype(np.float64)
+    fitted = design[known]
+    penalty = np.full(design.shape[1], float(regularization))
+    penalty[-1] = 0.0  # the intercept: the mean of the known targets, not shrunk
+    system = fitted.T @ fitted + np.diag(penalty)
+    weights = np.linalg.lstsq(system, fitted.T @ targets[known].astype(np.float64), rcond=None)[0]
+    return (design @ weights).astype(np.float32)
 
 
 def users_within_history_percentiles(
