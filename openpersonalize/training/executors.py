@@ -85,7 +85,9 @@ class LocalExecutor:
         receiver, sender = forkserver.Pipe(duplex=False)
         leads_group = not _inside_local_task
         process = forkserver.Process(
-            target=_run_local, args=(sender, leads_group, function, args), name=name
+            target=_run_local,
+            args=(sender, leads_group, os.getpid(), function, args),
+            name=name,
         )
         process.start()
         sender.close()  # the child holds the sending end now
@@ -129,13 +131,17 @@ class LocalTask:
 
 
 def _run_local(
-    results: Connection, leads_group: bool, function: Callable[..., Any], args: tuple[Any, ...]
+    results: Connection,
+    leads_group: bool,
+    owner: int,
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
 ) -> None:
     global _inside_local_task
     _inside_local_task = True
     if leads_group:
         os.setpgid(0, 0)
-    exit_with_parent()
+    exit_with_parent(owner)
     try:
         outcome = ("ok", function(*args))
     except BaseException as error:  # the caller decides what a failure means
@@ -143,17 +149,33 @@ def _run_local(
     results.send(outcome)
 
 
-def exit_with_parent() -> None:
-    """Die with the parent: an orphaned training run or trial would only waste the machine."""
-    parent = os.getppid()
+def exit_with_parent(owner: int) -> None:
+    """Die with `owner`, the process that asked for this one: an orphaned training run or trial
+    would only waste the machine. (Our parent is the forkserver, not the owner, and the
+    forkserver outlives the owner for as long as any process it forked lives.)"""
 
     def watch() -> None:
         while True:
             time.sleep(0.5)
-            if os.getppid() != parent:
+            if not _alive(owner):
                 os._exit(1)
 
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    threading.Thread(target=watch, name="owner-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        try:
+            os.kill(pid, 0)  # no /proc (not Linux): existence is all we can tell
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 # -- Ray ---------------------------------------------------------------------------------------
