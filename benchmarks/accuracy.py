@@ -2,9 +2,9 @@
 
 Per data set (MovieLens ML-100K and ml-latest-small, converted the way training.py does) a
 fresh ``openpersonalize serve`` (one worker process) trains every USER_PERSONALIZATION recipe
-that trains today -- aws-user-personalization (iALS), aws-user-personalization-v2 (SASRec),
-aws-popularity-count -- through boto3, and GetSolutionMetrics is read. In the same run the
-script builds the identical InteractionData (``load_training_data``) and split
+that trains today -- aws-user-personalization (iALS), aws-user-personalization-v2 (SASRec
+blended with EASE), aws-popularity-count -- through boto3, and GetSolutionMetrics is read.
+In the same run the script builds the identical InteractionData (``load_training_data``) and split
 (``evaluation_split(data, seed=0)``) the server evaluates on, fits the peers on
 ``split.train`` as libraries -- implicit ALS, implicit BPR, EASE (closed form, lambda 500) and
 item-kNN (cosine, top-100 neighbours) -- recommends top-25 per test user excluding the user's

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from openpersonalize.recipes.base import Model
+from openpersonalize.recipes.ease import item_weights
 from openpersonalize.recipes.sasrec import SASRecModel
 from openpersonalize.testing.conformance import (
     CHECKS,
@@ -142,3 +143,45 @@ def test_sampled_softmax_path_for_large_catalogs(data) -> None:
     assert np.array_equal(items, again.recommend(users, 5, exclude=data.matrix())[0])
     full = tiny().fit(data)
     assert not np.array_equal(sampled.score(users), full.score(users))
+
+
+def test_ease_weights_are_the_closed_form_solution(data) -> None:
+    """item_weights keeps, per item, the largest of B = -P / diag(P), P = (X'X + l2 I)^-1."""
+    matrix = data.matrix().tocsr()
+    neighbours, weights = item_weights(matrix, 50.0, data.n_items)
+    modelled = np.flatnonzero(matrix.getnnz(axis=0) >= 2)
+    binary = (matrix[:, modelled] > 0).astype(np.float64).toarray()
+    inverse = np.linalg.inv(binary.T @ binary + 50.0 * np.eye(len(modelled)))
+    expected = -inverse / np.diag(inverse)[None, :]
+    np.fill_diagonal(expected, 0.0)
+    dense = np.zeros((data.n_items, data.n_items))
+    present = neighbours >= 0
+    dense[np.repeat(np.arange(data.n_items), present.sum(axis=1)), neighbours[present]] = weights[
+        present
+    ]
+    np.testing.assert_allclose(dense[np.ix_(modelled, modelled)], expected, atol=1e-5)
+    # Items with fewer than two events have no neighbours; the strongest are kept when pruned.
+    assert (neighbours[matrix.getnnz(axis=0) < 2] == -1).all()
+    top, top_weights = item_weights(matrix, 50.0, 3)
+    item = int(modelled[0])
+    strongest = np.sort(np.abs(expected[0]))[-3:]
+    np.testing.assert_allclose(np.sort(np.abs(top_weights[item])), strongest, rtol=1e-4)
+
+
+def test_item_item_blend_learns_the_groups_and_moves_the_scores(fitted: SASRecModel, data) -> None:
+    # Synthetic users favour one group of items (code % 4): EASE's strongest neighbours of an
+    # item are mostly items of its own group.
+    neighbours = fitted.neighbour_items_
+    modelled = int(np.count_nonzero(data.matrix().tocsr().getnnz(axis=0) >= 2))
+    assert neighbours.shape == (data.n_items, min(fitted.item_item_neighbours, modelled - 1))
+    rows = np.flatnonzero((neighbours >= 0).any(axis=1))
+    strongest = neighbours[rows, np.argmax(fitted.neighbour_weights_[rows], axis=1)]
+    assert np.mean(strongest % 4 == rows % 4) > 0.8
+    # The blend changes the ranking; without it (weight 0) the transformer's scores are left.
+    users = np.arange(data.n_users, dtype=np.int32)
+    blended = fitted.score(users)
+    transformer = tiny(item_item_weight=0.0).fit(data)
+    assert transformer.neighbour_items_.shape[1] == 0
+    assert not np.array_equal(blended, transformer.score(users))
+    # A catalog above item_item_max_items is left to the transformer alone.
+    assert tiny(item_item_max_items=10).fit(data).neighbour_items_.shape[1] == 0
