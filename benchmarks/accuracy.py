@@ -2,8 +2,9 @@
 
 Per data set (MovieLens ML-100K and ml-latest-small, converted the way training.py does) a
 fresh ``openpersonalize serve`` (one worker process) trains every USER_PERSONALIZATION recipe
-that trains today -- aws-user-personalization (iALS), aws-user-personalization-v2 (SASRec
-blended with EASE), aws-popularity-count -- through boto3, and GetSolutionMetrics is read.
+-- aws-user-personalization (iALS), aws-user-personalization-v2 (SASRec blended with EASE),
+aws-hrnn, aws-hrnn-metadata and aws-hrnn-coldstart (GRU), aws-popularity-count and
+aws-trending-now -- through boto3, and GetSolutionMetrics is read.
 In the same run the script builds the identical InteractionData (``load_training_data``) and split
 (``evaluation_split(data, seed=0)``) the server evaluates on, fits the peers on
 ``split.train`` as libraries -- implicit ALS, implicit BPR, EASE (closed form, lambda 500) and
@@ -35,8 +36,10 @@ START, END = "<!-- accuracy:start -->", "<!-- accuracy:end -->"
 ALS = "aws-user-personalization"
 SASREC = "aws-user-personalization-v2"
 POPULARITY = "aws-popularity-count"
-OURS = (ALS, SASREC, POPULARITY)
-PERSONALIZATION = (ALS, SASREC)
+TRENDING = "aws-trending-now"  # popular lately: measured, but not a personalization recipe
+HRNN = ("aws-hrnn", "aws-hrnn-metadata", "aws-hrnn-coldstart")
+OURS = (ALS, SASREC, *HRNN, POPULARITY, TRENDING)
+PERSONALIZATION = (ALS, SASREC, *HRNN)
 NDCG10 = "normalized_discounted_cumulative_gain_at_10"
 TOP = 25
 EASE_LAMBDA = 500.0

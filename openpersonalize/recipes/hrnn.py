@@ -59,6 +59,7 @@ from openpersonalize.recipes.features import (
 from openpersonalize.recipes.sasrec import (
     UserSequences,
     next_item_loss,
+    score_sequences,
     store_weights,
     stored_weights,
     torch_device,
@@ -67,7 +68,6 @@ from openpersonalize.recipes.sasrec import (
 
 __all__ = ["HRNNColdstartModel", "HRNNMetadataModel", "HRNNModel"]
 
-_SCORE_BATCH = 512
 _SECONDS_PER_DAY = 86_400.0
 
 
@@ -218,21 +218,11 @@ class HRNNModel(Model):
     # -- serving ----------------------------------------------------------------------------
 
     def score(self, users: np.ndarray) -> np.ndarray:
-        self._check_fitted()
-        users = np.asarray(users).astype(np.int64, copy=False).reshape(-1)
-        inside = (users >= 0) & (users < self.n_users_)
-        warm = np.zeros(len(users), dtype=bool)
-        warm[inside] = self.sequences_[users[inside], -1] >= 0
-        scores = np.empty((len(users), self.n_items_), dtype=np.float32)
-        scores[~warm] = self.popularity_
-        rows = np.flatnonzero(warm)
-        for start in range(0, len(rows), _SCORE_BATCH):
-            block = users[rows[start : start + _SCORE_BATCH]]
+        def forward(block: np.ndarray) -> np.ndarray:
             profiles = np.asarray(self.user_features_[block], dtype=np.float32)
-            scores[rows[start : start + _SCORE_BATCH]] = self._forward(
-                np.asarray(self.sequences_[block]), profiles
-            )
-        return scores
+            return self._forward(np.asarray(self.sequences_[block]), profiles)
+
+        return score_sequences(self, users, forward)
 
     def fold_in(self, items: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
         """The GRU run over `items` in the given (chronological) order; weights are unused."""

@@ -49,7 +49,7 @@ arrays the first time a loaded model scores.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Self
@@ -192,19 +192,11 @@ class SASRecModel(Model):
     # -- serving ----------------------------------------------------------------------------
 
     def score(self, users: np.ndarray) -> np.ndarray:
-        self._check_fitted()
-        users = np.asarray(users).astype(np.int64, copy=False).reshape(-1)
-        inside = (users >= 0) & (users < self.n_users_)
-        warm = np.zeros(len(users), dtype=bool)
-        warm[inside] = self.sequences_[users[inside], -1] >= 0
-        scores = np.empty((len(users), self.n_items_), dtype=np.float32)
-        scores[~warm] = self.popularity_
-        rows = np.flatnonzero(warm)
-        for start in range(0, len(rows), _SCORE_BATCH):
-            block = rows[start : start + _SCORE_BATCH]
-            sequence = self._forward(np.asarray(self.sequences_[users[block]]))
-            scores[block] = self._blend(sequence, self._histories()[users[block]])
-        return scores
+        def forward(block: np.ndarray) -> np.ndarray:
+            sequence = self._forward(np.asarray(self.sequences_[block]))
+            return self._blend(sequence, self._histories()[block])
+
+        return score_sequences(self, users, forward)
 
     def fold_in(self, items: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
         """The encoder run on `items` in the given (chronological) order, blended with EASE
@@ -423,6 +415,25 @@ def _ranks(counts: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     return np.arange(total) - np.repeat(starts, counts)
+
+
+def score_sequences(
+    model: Any, users: np.ndarray, forward: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """Scores of a sequence model (``sequences_``, ``popularity_``): users with a history get
+    ``forward(user codes)`` in blocks of _SCORE_BATCH; the others item popularity."""
+    model._check_fitted()
+    users = np.asarray(users).astype(np.int64, copy=False).reshape(-1)
+    inside = (users >= 0) & (users < model.n_users_)
+    warm = np.zeros(len(users), dtype=bool)
+    warm[inside] = model.sequences_[users[inside], -1] >= 0
+    scores = np.empty((len(users), model.n_items_), dtype=np.float32)
+    scores[~warm] = model.popularity_
+    rows = np.flatnonzero(warm)
+    for start in range(0, len(rows), _SCORE_BATCH):
+        block = rows[start : start + _SCORE_BATCH]
+        scores[block] = forward(users[block])
+    return scores
 
 
 def store_weights(model: Model, module: nn.Module) -> None:
