@@ -180,7 +180,7 @@ def prepare(root: Path) -> list[Case]:
         if not source.is_file():
             print(f"skipping {label}: {source} not found", file=sys.stderr)
             continue
-        case = Case(label, key, json.dumps(training.INTERACTIONS_RATINGS))
+        case = Case(label, key, json.dumps(common.INTERACTIONS_RATINGS))
         training._convert(source, bucket / key, case, tab_separated=tabs)
         cases.append(case)
     return cases

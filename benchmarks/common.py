@@ -15,6 +15,20 @@ REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO / ".." / "shared" / "datasets"
 DOC = REPO / "docs" / "benchmarks.md"
 
+# MovieLens ratings as our benchmarks import them: every rating an interaction.
+INTERACTIONS_RATINGS = {
+    "type": "record",
+    "name": "Interactions",
+    "namespace": "com.amazonaws.personalize.schema",
+    "fields": [
+        {"name": "USER_ID", "type": "string"},
+        {"name": "ITEM_ID", "type": "string"},
+        {"name": "TIMESTAMP", "type": "long"},
+        {"name": "EVENT_VALUE", "type": ["null", "float"]},
+    ],
+    "version": "1.0",
+}
+
 
 def cores() -> int:
     if hasattr(os, "sched_getaffinity"):
@@ -142,3 +156,33 @@ def train_version(client: Any, solution: str, log: Callable[[], str] = str) -> d
     """CreateSolutionVersion, waited for; exits unless it ends ACTIVE."""
     arn = client.create_solution_version(solutionArn=solution)["solutionVersionArn"]
     return wait_active(client.describe_solution_version, "solutionVersion", arn, log())
+
+
+def convert_ratings(source: Path, dest: Path, *, tab_separated: bool = False) -> Any:
+    """MovieLens ratings (ratings.csv, or ML-100K's tab-separated u.data) -> a CSV with the
+    header USER_ID,ITEM_ID,TIMESTAMP,EVENT_VALUE; returns the converted pyarrow table."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if tab_separated:  # u.data: user item rating timestamp, no header
+        table = pacsv.read_csv(
+            source,
+            read_options=pacsv.ReadOptions(
+                column_names=["userId", "movieId", "rating", "timestamp"]
+            ),
+            parse_options=pacsv.ParseOptions(delimiter="\t"),
+        )
+    else:  # ratings.csv: userId,movieId,rating,timestamp
+        table = pacsv.read_csv(source)
+    table = pa.table(
+        {
+            "USER_ID": table["userId"].cast(pa.string()),
+            "ITEM_ID": table["movieId"].cast(pa.string()),
+            "TIMESTAMP": table["timestamp"].cast(pa.int64()),
+            "EVENT_VALUE": table["rating"].cast(pa.float64()),
+        }
+    )
+    with open(dest, "wb") as out:
+        out.write(b"USER_ID,ITEM_ID,TIMESTAMP,EVENT_VALUE\n")
+        pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    return table

@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         case = training.Case(
             training.ML_LATEST_SMALL,
             "ml-latest-small.csv",
-            json.dumps(training.INTERACTIONS_RATINGS),
+            json.dumps(common.INTERACTIONS_RATINGS),
         )
         training._convert(source, root / training.BUCKET / case.key, case, tab_separated=False)
         runs = measure(root, case, work, args.trials)

@@ -53,18 +53,6 @@ TARGET_1M_SECONDS = 10.0
 TARGET_20M_SECONDS = 180.0
 TARGET_20M_RSS_MIB = 4096.0
 
-INTERACTIONS_RATINGS = {
-    "type": "record",
-    "name": "Interactions",
-    "namespace": "com.amazonaws.personalize.schema",
-    "fields": [
-        {"name": "USER_ID", "type": "string"},
-        {"name": "ITEM_ID", "type": "string"},
-        {"name": "TIMESTAMP", "type": "long"},
-        {"name": "EVENT_VALUE", "type": ["null", "float"]},
-    ],
-    "version": "1.0",
-}
 
 # Matches the file's header: ITEM_ID,USER_ID,EVENT_TYPE,TIMESTAMP,DISCOUNT (Yes/No).
 INTERACTIONS_RETAIL = {
@@ -114,9 +102,13 @@ def prepare(root: Path, generated: list[int]) -> list[Case]:
 
     ratings = DATASETS / "ml-latest-small" / "ratings.csv"
     if ratings.is_file():
-        _convert_ratings(ratings, bucket / "ml-latest-small.csv")
+        common.convert_ratings(ratings, bucket / "ml-latest-small.csv")
         cases.append(
-            Case("ml-latest-small ratings", "ml-latest-small.csv", json.dumps(INTERACTIONS_RATINGS))
+            Case(
+                "ml-latest-small ratings",
+                "ml-latest-small.csv",
+                json.dumps(common.INTERACTIONS_RATINGS),
+            )
         )
     else:
         print(f"skipping ml-latest-small: {ratings} not found", file=sys.stderr)
@@ -141,20 +133,6 @@ def prepare(root: Path, generated: list[int]) -> list[Case]:
         label = f"generated {_short(n)} rows"
         cases.append(Case(label, f"generated-{n}.csv", INTERACTIONS_SCHEMA_JSON))
     return cases
-
-
-def _convert_ratings(source: Path, dest: Path) -> None:
-    """userId,movieId,rating,timestamp -> our column names (header order kept)."""
-    import pyarrow.csv as pacsv
-
-    table = pacsv.read_csv(source)
-    renamed = {"userId": "USER_ID", "movieId": "ITEM_ID", "rating": "EVENT_VALUE"}
-    renamed["timestamp"] = "TIMESTAMP"
-    table = table.rename_columns([renamed[n] for n in table.column_names])
-    pacsv.write_csv(table, dest, pacsv.WriteOptions(quoting_style="none"))
-    text = dest.read_bytes()
-    header_end = text.index(b"\n")
-    dest.write_bytes(text[:header_end].replace(b'"', b"") + text[header_end:])
 
 
 def _short(n: int) -> str:

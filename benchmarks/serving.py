@@ -76,18 +76,6 @@ TARGET_P99_MS = 20.0  # without a filter, at the concurrency that reaches TARGET
 MAX_USERS = 5000  # distinct known users the clients cycle through
 WARMUP_REQUESTS = 5  # per client process and configuration, not measured
 
-INTERACTIONS_RATINGS = {
-    "type": "record",
-    "name": "Interactions",
-    "namespace": "com.amazonaws.personalize.schema",
-    "fields": [
-        {"name": "USER_ID", "type": "string"},
-        {"name": "ITEM_ID", "type": "string"},
-        {"name": "TIMESTAMP", "type": "long"},
-        {"name": "EVENT_VALUE", "type": ["null", "float"]},
-    ],
-    "version": "1.0",
-}
 ITEMS_MOVIES = {
     "type": "record",
     "name": "Items",
@@ -185,13 +173,13 @@ def prepare(root: Path, labels: list[str]) -> tuple[list[Catalog], list[str]]:
             catalog = Catalog(
                 ML_LATEST_SMALL,
                 "ml-latest-small.csv",
-                json.dumps(INTERACTIONS_RATINGS),
+                json.dumps(common.INTERACTIONS_RATINGS),
                 "ml-latest-small-items.csv",
                 json.dumps(ITEMS_MOVIES),
                 "INCLUDE ItemID WHERE Items.GENRES IN ($GENRE)",
                 {"GENRE": '"Comedy"'},
             )
-            _convert_ratings(ratings, bucket / catalog.interactions_key)
+            common.convert_ratings(ratings, bucket / catalog.interactions_key)
             _convert_movies(movies, bucket / catalog.items_key)
             _describe(bucket / catalog.interactions_key, catalog)
             catalogs.append(catalog)
@@ -226,25 +214,6 @@ def prepare(root: Path, labels: list[str]) -> tuple[list[Catalog], list[str]]:
         _describe(bucket / catalog.interactions_key, catalog)
         catalogs.append(catalog)
     return catalogs, skipped
-
-
-def _convert_ratings(source: Path, dest: Path) -> None:
-    """userId,movieId,rating,timestamp -> USER_ID,ITEM_ID,TIMESTAMP,EVENT_VALUE."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    table = pacsv.read_csv(source)
-    table = pa.table(
-        {
-            "USER_ID": table["userId"].cast(pa.string()),
-            "ITEM_ID": table["movieId"].cast(pa.string()),
-            "TIMESTAMP": table["timestamp"].cast(pa.int64()),
-            "EVENT_VALUE": table["rating"].cast(pa.float64()),
-        }
-    )
-    with open(dest, "wb") as out:
-        out.write(b"USER_ID,ITEM_ID,TIMESTAMP,EVENT_VALUE\n")
-        pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False, quoting_style="none"))
 
 
 def _convert_movies(source: Path, dest: Path) -> None:

@@ -79,19 +79,6 @@ SHORT = {
     "precision_at_25": "P@25",
 }
 
-INTERACTIONS_RATINGS = {
-    "type": "record",
-    "name": "Interactions",
-    "namespace": "com.amazonaws.personalize.schema",
-    "fields": [
-        {"name": "USER_ID", "type": "string"},
-        {"name": "ITEM_ID", "type": "string"},
-        {"name": "TIMESTAMP", "type": "long"},
-        {"name": "EVENT_VALUE", "type": ["null", "float"]},
-    ],
-    "version": "1.0",
-}
-
 
 @dataclass
 class Case:
@@ -133,7 +120,7 @@ def prepare(root: Path) -> tuple[list[Case], list[str]]:
     bucket.mkdir(parents=True, exist_ok=True)
     cases: list[Case] = []
     skipped: list[str] = []
-    ratings_schema = json.dumps(INTERACTIONS_RATINGS)
+    ratings_schema = json.dumps(common.INTERACTIONS_RATINGS)
 
     u_data = DATASETS / "ml-100k" / "u.data"
     if u_data.is_file():
@@ -163,32 +150,8 @@ def prepare(root: Path) -> tuple[list[Case], list[str]]:
 
 
 def _convert(source: Path, dest: Path, case: Case, *, tab_separated: bool) -> None:
-    """MovieLens ratings -> USER_ID,ITEM_ID,TIMESTAMP,EVENT_VALUE (with that header)."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    if tab_separated:  # u.data: user item rating timestamp, no header
-        table = pacsv.read_csv(
-            source,
-            read_options=pacsv.ReadOptions(
-                column_names=["userId", "movieId", "rating", "timestamp"]
-            ),
-            parse_options=pacsv.ParseOptions(delimiter="\t"),
-        )
-    else:  # ratings.csv: userId,movieId,rating,timestamp
-        table = pacsv.read_csv(source)
-    table = pa.table(
-        {
-            "USER_ID": table["userId"].cast(pa.string()),
-            "ITEM_ID": table["movieId"].cast(pa.string()),
-            "TIMESTAMP": table["timestamp"].cast(pa.int64()),
-            "EVENT_VALUE": table["rating"].cast(pa.float64()),
-        }
-    )
-    with open(dest, "wb") as out:
-        out.write(b"USER_ID,ITEM_ID,TIMESTAMP,EVENT_VALUE\n")
-        pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False, quoting_style="none"))
-    _describe(table, case)
+    """MovieLens ratings -> USER_ID,ITEM_ID,TIMESTAMP,EVENT_VALUE, described into `case`."""
+    _describe(common.convert_ratings(source, dest, tab_separated=tab_separated), case)
 
 
 def _count(path: Path, case: Case) -> None:
