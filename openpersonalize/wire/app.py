@@ -16,6 +16,7 @@ import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -44,20 +45,14 @@ class InternalFailure(ServiceError):
     http_status = 500
 
 
+@dataclass(slots=True)
 class Reply:
     """A response to send: status, content type, body and extra headers."""
 
-    __slots__ = ("status", "content_type", "body", "headers")
-
-    def __init__(
-        self, status: int, content_type: bytes, body: bytes, headers: list[tuple[bytes, bytes]]
-    ) -> None:
-        self.status, self.content_type, self.body, self.headers = (
-            status,
-            content_type,
-            body,
-            headers,
-        )
+    status: int
+    content_type: bytes
+    body: bytes
+    headers: list[tuple[bytes, bytes]]
 
 
 class App:
