@@ -43,6 +43,11 @@ def serve(settings: Settings) -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     context = Context.open(settings)
+    try:
+        context.blobs.exists("")  # a wrong blob store should stop the server now, not a job later
+    except (OSError, ValueError) as error:
+        print(f"openpersonalize: blob store {settings.blob_store}: {error}", file=sys.stderr)
+        return 2
     pool = WorkerPool(
         dataclasses.asdict(settings), settings.workers, lease_seconds=settings.job_lease_seconds
     )

@@ -22,9 +22,12 @@ class Settings:
     secret_access_key: str | None = None
     s3_endpoint_url: str | None = None
     s3_local_root: Path | None = None
+    # Where datasets and models live: default the data directory; or s3://bucket/prefix (on
+    # s3_endpoint_url), or any URL an installed fsspec implementation reads. See store/blobs.py.
+    blob_store: str | None = None
     workers: int = 2
     # Where training jobs and HPO trials run: "local" processes, or "ray" tasks on the Ray
-    # cluster at ray_address (every node must see data_dir, e.g. on a shared mount).
+    # cluster at ray_address (nodes on other machines need a shared blob_store and database).
     executor: str = "local"
     ray_address: str | None = None
     job_lease_seconds: float = 30.0  # a job whose worker stops renewing this long is retried

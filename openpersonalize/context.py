@@ -1,4 +1,4 @@
-"""What every handler and job needs: settings, the metadata database, the blob root and a clock."""
+"""What every handler and job needs: settings, the metadata database, the blob store and a clock."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from openpersonalize import arns
 from openpersonalize.config import Settings
+from openpersonalize.store.blobs import BlobStore
 from openpersonalize.store.database import Database
 
 
@@ -16,6 +17,7 @@ from openpersonalize.store.database import Database
 class Context:
     settings: Settings
     database: Database
+    blobs: BlobStore
     # Injectable so tests (and the training scheduler) can move time honestly.
     clock: Callable[[], float] = field(default=time.time)
 
@@ -24,7 +26,8 @@ class Context:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         database = Database(settings.resolved_database_url)
         database.create_tables()
-        context = cls(settings=settings, database=database)
+        blobs = BlobStore.for_settings(settings, cache_dir=settings.data_dir.resolve() / "cache")
+        context = cls(settings=settings, database=database, blobs=blobs)
         if settings.clock_offset_seconds:
             offset = settings.clock_offset_seconds
             context.clock = lambda: time.time() + offset

@@ -6,6 +6,10 @@ import json
 import uuid
 from typing import Any
 
+import pyarrow as pa
+
+from openpersonalize.data.importer import read_dataset
+from openpersonalize.store.blobs import BlobStore
 from openpersonalize.testing.server import wait_for_status
 from openpersonalize.testing.synthetic import INTERACTIONS_SCHEMA_JSON
 
@@ -25,6 +29,11 @@ ITEMS_SCHEMA = json.dumps(
         "version": "1.0",
     }
 )
+
+
+def read_files(files: list[str]) -> pa.Table:
+    """The Parquet files an import wrote (absolute paths), as read_dataset reads them."""
+    return read_dataset(BlobStore("/"), [path.lstrip("/") for path in files])
 
 
 def unique(prefix: str) -> str:

@@ -213,8 +213,7 @@ def test_events_change_the_next_answer(personalize, runtime, trained, group, ser
         userId="u8",
         sessionId="s-1",
         eventList=[
-            {"eventType": "click", "itemId": item, "sentAt": datetime.now(UTC)}
-            for item in clicked
+            {"eventType": "click", "itemId": item, "sentAt": datetime.now(UTC)} for item in clicked
         ],
     )
     after = [entry["itemId"] for entry in recommend(runtime, trained["campaign"], "u8")]

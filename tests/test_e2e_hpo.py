@@ -16,12 +16,16 @@ from typing import Any
 import numpy as np
 import pytest
 from helpers import active_dataset, active_group, run_import, schema, unique
+from test_e2e_blob_store import CREDENTIALS, PREFIX, STORE, keys_under, s3_client
+from test_e2e_campaigns import deploy
+from test_e2e_imports import moto_s3  # noqa: F401 - a fixture
 from test_e2e_solutions import (
     POPULARITY,
     UP,
     _alive,
     _training_pid,
     create_solution,
+    finished_version,
     train,
 )
 
@@ -265,13 +269,7 @@ def test_stop_during_hpo_leaves_no_trial_process(server, personalize, group) -> 
     processes = _process_group(training)
     assert len(processes) >= 4, processes
     personalize.stop_solution_version_creation(solutionVersionArn=version_arn)
-    final = wait_for_status(
-        personalize.describe_solution_version,
-        "solutionVersion",
-        "solutionVersionArn",
-        version_arn,
-        statuses=("CREATE STOPPED", "ACTIVE", "CREATE FAILED"),
-    )
+    final = finished_version(personalize, version_arn)
     assert final["status"] == "CREATE STOPPED"
     left = [pid for pid in processes if _alive(pid)]
     assert not left, f"still running after the stop: {left}"
@@ -302,7 +300,11 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     ]
     log = open(temp_dir / "ray-start.log", "wb")  # closed at teardown
     # Its own process group: every process of the cluster goes with it at the end.
-    head = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # Its workers reach the S3-compatible blob store with these credentials.
+    environment = {**os.environ, **CREDENTIALS}
+    head = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=environment
+    )
     address = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while not any(temp_dir.glob("session_*/logs/raylet.out")):
@@ -324,14 +326,33 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         log.close()
 
 
-def test_hpo_on_a_ray_cluster(ray_cluster, tmp_path, s3_root) -> None:  # type: ignore[no-untyped-def]
-    settings = {
+def ray_settings(
+    ray_cluster: dict[str, Any],
+    s3_root: Path,
+    moto_s3: str,
+    blob_store: str,  # noqa: F811
+) -> dict[str, str]:
+    """A server that trains on the Ray cluster, reading CSVs from s3_root and keeping its data
+    and models in `blob_store`, a bucket on the S3-compatible endpoint."""
+    return {
         "s3_local_root": str(s3_root),
+        "s3_endpoint_url": moto_s3,
+        "blob_store": blob_store,
         "executor": "ray",
         "ray_address": ray_cluster["address"],
         "workers": "1",
     }
-    with ServerProcess(tmp_path / "server", settings=settings) as ray_server:
+
+
+def test_hpo_on_a_ray_cluster(ray_cluster, tmp_path, s3_root, moto_s3) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """Data and models travel through the blob store (a bucket), as they must to reach workers
+    on other machines: the server's data directory holds neither."""
+    s3 = s3_client(moto_s3)
+    s3.create_bucket(Bucket=STORE)
+    settings = ray_settings(ray_cluster, s3_root, moto_s3, f"s3://{STORE}/{PREFIX}")
+    with ServerProcess(
+        tmp_path / "server", settings=settings, environment=CREDENTIALS
+    ) as ray_server:
         personalize = ray_server.client("personalize")
         ray_group = make_group(personalize, s3_root, "hpo-ray", taste_groups_csv(1500, 30, 400))
         config = {
@@ -346,9 +367,62 @@ def test_hpo_on_a_ray_cluster(ray_cluster, tmp_path, s3_root) -> None:  # type: 
         solution = create_solution(personalize, ray_group, performHPO=True, solutionConfig=config)
         version = train(personalize, solution)
         trials = recorded_trials(ray_server.data_dir, version["solutionVersionArn"])
+        campaign = deploy(personalize, version["solutionVersionArn"])
+        runtime = ray_server.client("personalize-runtime")
+        answer = runtime.get_recommendations(campaignArn=campaign, userId="u1", numResults=5)
+        assert len(answer["itemList"]) == 5
     hpo = check_search(version, trials, jobs=3, parallel=2)
     # Each trial ran in a Ray worker process: Ray names every worker's log after its pid.
     logs = ray_cluster["temp_dir"].glob("session_*/logs/worker-*.out")
     worker_pids = {int(path.stem.rsplit("-", 1)[1]) for path in logs}
     assert {trial["pid"] for trial in hpo} <= worker_pids
     assert most_at_once(hpo) == 2
+    version_id = version["solutionVersionArn"].rsplit("/", 1)[1]
+    assert any(f"/{version_id}/model/" in key for key in keys_under(s3, "models/"))
+    assert keys_under(s3, "datasets/")
+    assert not (ray_server.data_dir / "models").exists()
+    assert not (ray_server.data_dir / "datasets").exists()
+
+
+def ray_tasks_running(prefixes: tuple[str, ...]) -> list[int]:
+    """Pids of Ray workers running a task whose name starts with one of `prefixes` (Ray titles
+    a busy worker `ray::<task name>`, an idle one `ray::IDLE`)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            title = (proc / "cmdline").read_bytes().split(b"\0")[0].decode()
+        except (OSError, ValueError):
+            continue
+        if title.startswith("ray::") and title[5:].startswith(prefixes):
+            found.append(int(proc.name))
+    return found
+
+
+def test_stop_during_hpo_on_a_ray_cluster(ray_cluster, tmp_path, s3_root, moto_s3) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    s3_client(moto_s3).create_bucket(Bucket="stop-store")
+    settings = ray_settings(ray_cluster, s3_root, moto_s3, "s3://stop-store/root")
+    with ServerProcess(
+        tmp_path / "server", settings=settings, environment=CREDENTIALS
+    ) as ray_server:
+        personalize = ray_server.client("personalize")
+        ray_group = make_group(
+            personalize, s3_root, "hpo-ray-stop", taste_groups_csv(1500, 30, 400)
+        )
+        config = {"hpoConfig": hpo_config(40, 2)}
+        solution = create_solution(personalize, ray_group, performHPO=True, solutionConfig=config)
+        version_arn = personalize.create_solution_version(solutionArn=solution)[
+            "solutionVersionArn"
+        ]
+        deadline = time.monotonic() + 120
+        while not ray_tasks_running(("hpo-",)):
+            assert time.monotonic() < deadline, "no trial started on the cluster"
+            time.sleep(0.05)
+        busy = ray_tasks_running(("hpo-", "train-"))
+        personalize.stop_solution_version_creation(solutionVersionArn=version_arn)
+        final = finished_version(personalize, version_arn)
+    assert final["status"] == "CREATE STOPPED"
+    assert len(busy) >= 2, busy  # the training task and at least one trial
+    deadline = time.monotonic() + 30
+    while ray_tasks_running(("hpo-", "train-")):
+        assert time.monotonic() < deadline, "Ray tasks still running after the stop"
+        time.sleep(0.1)

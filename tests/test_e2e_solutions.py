@@ -98,11 +98,16 @@ def train(personalize, solution_arn: str, **fields: Any) -> dict[str, Any]:  # t
     arn = personalize.create_solution_version(solutionArn=solution_arn, **fields)[
         "solutionVersionArn"
     ]
+    return finished_version(personalize, arn)
+
+
+def finished_version(personalize, version_arn: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The version once it is ACTIVE, CREATE FAILED or CREATE STOPPED."""
     return wait_for_status(
         personalize.describe_solution_version,
         "solutionVersion",
         "solutionVersionArn",
-        arn,
+        version_arn,
         statuses=("ACTIVE", "CREATE FAILED", "CREATE STOPPED"),
         timeout=300,
     )
@@ -507,13 +512,7 @@ def test_stop_really_stops_training(server, personalize, group) -> None:  # type
         "solutionVersion"
     ]["status"]
     assert status in ("CREATE STOPPING", "CREATE STOPPED")
-    final = wait_for_status(
-        personalize.describe_solution_version,
-        "solutionVersion",
-        "solutionVersionArn",
-        version_arn,
-        statuses=("CREATE STOPPED", "ACTIVE", "CREATE FAILED"),
-    )
+    final = finished_version(personalize, version_arn)
     assert final["status"] == "CREATE STOPPED"
     deadline = time.monotonic() + 10
     while _alive(pid) and time.monotonic() < deadline:

@@ -14,12 +14,12 @@ import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import read_files
 
 from openpersonalize.data.importer import (
     CsvSource,
     ImportFailed,
     import_csv,
-    read_dataset,
 )
 from openpersonalize.data.schema import Schema, parse_schema
 from openpersonalize.data.sources import resolve_data_location
@@ -98,7 +98,7 @@ def test_round_trip_types_order_and_absent_nullable(tmp_path: Path, all_types: S
     result = import_csv([source(path)], all_types, out)
     assert result.row_count == 3
     assert all(Path(f).is_absolute() and Path(f).parent == out.absolute() for f in result.files)
-    table = read_dataset(result.files)
+    table = read_files(result.files)
     assert table.schema.names == list(all_types.names)
     assert [table.schema.field(n).type for n in all_types.names] == [
         pa.string(), pa.string(), pa.int64(), pa.string(), pa.float32(),
@@ -123,7 +123,7 @@ def test_quoted_values_bom_crlf_and_blank_lines(tmp_path: Path, interactions: Sc
         b'u2,"i ""2""",1700000001,"buy"\r\n'
     )
     result = import_csv([source(path)], interactions, tmp_path / "out")
-    data = read_dataset(result.files).to_pydict()
+    data = read_files(result.files).to_pydict()
     assert data["USER_ID"] == ["u,1", "u2"]
     assert data["ITEM_ID"] == ["i1", 'i "2"']
     assert data["EVENT_TYPE"] == ["click", "buy"]
@@ -149,7 +149,7 @@ def test_multiple_sources_files_and_progress(tmp_path: Path, interactions: Schem
     assert result.row_count == 2000
     assert len(result.files) == 4 and len(set(result.files)) == 4
     assert [pq.ParquetFile(f).metadata.num_rows for f in result.files] == [700, 0, 1300, 0]
-    table = read_dataset(result.files)
+    table = read_files(result.files)
     assert table.num_rows == 2000 and table.schema.names == list(interactions.names)
     assert seen == sorted(seen) and seen[-1] == 1.0 and all(0 <= f <= 1 for f in seen)
     assert len(seen) > 5  # several batches, several reports
@@ -162,7 +162,7 @@ def test_large_source_splits_into_several_files(tmp_path: Path, interactions: Sc
         [source(path)], interactions, tmp_path / "out", block_size=16 << 10, max_rows_per_file=2000
     )
     assert [pq.ParquetFile(f).metadata.num_rows for f in result.files] == [2000, 2000, 1000]
-    assert read_dataset(result.files).column("TIMESTAMP").to_pylist() == [
+    assert read_files(result.files).column("TIMESTAMP").to_pylist() == [
         1_700_000_000 + i for i in range(5000)
     ]
 
@@ -222,7 +222,7 @@ def test_quoted_line_breaks_across_blocks(tmp_path: Path, interactions: Schema) 
 
     good = _write(tmp_path / "good.csv", HEADER + "".join(body[:2500]))
     result = import_csv([source(good)], interactions, tmp_path / "good", block_size=8 << 10)
-    events = read_dataset(result.files).column("EVENT_TYPE").to_pylist()
+    events = read_files(result.files).column("EVENT_TYPE").to_pylist()
     assert len(events) == 2500 and events[7] == 'multi\nline "event"' and events[8] == "click"
 
     reason = failure(tmp_path, interactions, HEADER + "".join(body[:10]) + 'u1,"a\nb"\n')
@@ -506,7 +506,7 @@ def test_generator_is_seeded_and_imports(tmp_path: Path, interactions: Schema) -
     assert a.read_bytes() == b.read_bytes() != c.read_bytes()
     lines = a.read_text().splitlines()
     assert lines[0] == HEADER.strip() and len(lines) == 3001
-    table = read_dataset(import_csv([source(a)], interactions, tmp_path / "out").files)
+    table = read_files(import_csv([source(a)], interactions, tmp_path / "out").files)
     assert table.num_rows == 3000
     assert set(table.column("EVENT_TYPE").to_pylist()) == {"click", "purchase"}
     timestamps = table.column("TIMESTAMP").to_numpy()

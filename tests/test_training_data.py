@@ -9,8 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import read_files
 
-from openpersonalize.data.importer import CsvSource, import_csv, read_dataset
+from openpersonalize.data.importer import CsvSource, import_csv
 from openpersonalize.data.schema import parse_schema
 from openpersonalize.data.training_data import TrainingDataError, load_training_data
 from openpersonalize.testing.synthetic import INTERACTIONS_SCHEMA_JSON, write_interactions_csv
@@ -246,7 +247,7 @@ def test_minimum_users_with_two_events() -> None:
 
 def test_no_imported_data() -> None:
     with pytest.raises(TrainingDataError, match="found 0 interactions"):
-        load_training_data(read_dataset([]))
+        load_training_data(read_files([]))
 
 
 # ----------------------------------------------------------------------- metadata
@@ -371,7 +372,7 @@ def test_imported_synthetic_data_with_default_minimums(tmp_path: Path) -> None:
     csv_path = write_interactions_csv(tmp_path / "events.csv", 20_000, seed=5)
     source = CsvSource(name="events.csv", open=lambda: csv_path.open("rb"))
     result = import_csv([source], parse_schema(INTERACTIONS_SCHEMA_JSON), tmp_path / "parquet")
-    table = read_dataset(result.files)
+    table = read_files(result.files)
 
     data = load_training_data(table)
     assert data.n_events == 20_000

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 if TYPE_CHECKING:
     from openpersonalize.data.schema import Field, Schema
+    from openpersonalize.store.blobs import BlobStore
 
 __all__ = [
     "ARROW_TYPES",
@@ -92,7 +93,7 @@ class ImportResult:
     """What an import wrote."""
 
     row_count: int
-    files: list[str] = field(default_factory=list)  # absolute paths of Parquet files
+    files: list[str] = field(default_factory=list)  # absolute paths of the Parquet files
 
 
 def import_csv(
@@ -153,11 +154,11 @@ def arrow_schema_of(schema: Schema) -> pa.Schema:
     return pa.schema(fields)
 
 
-def read_dataset(files: list[str]) -> pa.Table:
+def read_dataset(blobs: BlobStore, keys: list[str]) -> pa.Table:
     """Read and concatenate the Parquet files of an import (or several imports)."""
-    if not files:
+    if not keys:
         return pa.table({})
-    tables = [pq.read_table(f, memory_map=True) for f in files]
+    tables = [blobs.read_parquet(key) for key in keys]
     return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
 

@@ -7,6 +7,7 @@ failed import leaves the dataset exactly as it was.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import Any
 
 from openpersonalize.context import Context
@@ -78,9 +79,10 @@ def _run(job: runner.JobHandle) -> None:
         location = row.attributes["dataSource"]["dataLocation"]
         mode = row.attributes["importMode"]
     job.progress(0.0, f"importing {location} into {dataset.arn} ({mode})")
-    output = datasets.data_dir(context, dataset.arn) / row.name
+    key = f"{datasets.data_key(dataset.arn)}/{row.name}"
     scratch = context.data_dir / "scratch" / f"import-{job.job_id}"
-    shutil.rmtree(output, ignore_errors=True)  # a retried attempt starts clean
+    output = context.data_dir / "scratch" / f"import-{job.job_id}-parquet"
+    context.blobs.delete(key)  # a retried attempt starts clean
     try:
         sources = resolve_data_location(
             location,
@@ -98,14 +100,17 @@ def _run(job: runner.JobHandle) -> None:
                 f"{location} has {result.row_count} interaction records; an Interactions import "
                 f"needs at least {MIN_INTERACTIONS_PER_IMPORT}."
             )
-        replaced = _swap_in(context, job.resource_arn, dataset.arn, result.files, result.row_count)
+        context.blobs.put_dir(output, key)
+        files = [f"{key}/{Path(path).name}" for path in result.files]
+        replaced = _swap_in(context, job.resource_arn, dataset.arn, files, result.row_count)
     except BaseException:
-        shutil.rmtree(output, ignore_errors=True)
+        context.blobs.delete(key)
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    for old_directory in replaced:
-        shutil.rmtree(old_directory, ignore_errors=True)
+        shutil.rmtree(output, ignore_errors=True)
+    for old_key in replaced:
+        context.blobs.delete(old_key)
     job.progress(1.0, f"imported {result.row_count} rows into {dataset.arn}")
 
 

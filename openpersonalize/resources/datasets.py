@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -24,10 +22,10 @@ KIND = lifecycle.Kind("dataset", "datasetArn", "dataset", name_scoped_to_parent=
 UPDATE_PENDING, UPDATE_IN_PROGRESS = "UPDATE PENDING", "UPDATE IN_PROGRESS"
 
 
-def data_dir(context: Context, dataset_arn: str) -> Path:
-    """Where a dataset's Parquet files live: data/datasets/<group>/<TYPE>/."""
+def data_key(dataset_arn: str) -> str:
+    """Where a dataset's Parquet files live in the blob store: datasets/<group>/<TYPE>/."""
     group, dataset_type = arns.parse(dataset_arn, KIND.resource_type).resource.split("/", 1)
-    return context.data_dir / "datasets" / group / dataset_type
+    return f"datasets/{group}/{dataset_type}"
 
 
 def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
@@ -161,7 +159,7 @@ def _fail_update(context: Context, arn: str, reason: str) -> None:
 
 
 def remove_data(context: Context, row: ResourceRow) -> None:
-    shutil.rmtree(data_dir(context, row.arn), ignore_errors=True)
+    context.blobs.delete(data_key(row.arn))
 
 
 runner.register("dataset_update", _run_update, _fail_update)

@@ -10,10 +10,8 @@ a job whose lease expires, and the job is run again or failed with a reason.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -53,9 +51,10 @@ COPIED_FIELDS = (
 )
 
 
-def artifacts_dir(context: Context, version_arn: str) -> Path:
+def model_key(version_arn: str) -> str:
+    """Where a version's model lives in the blob store: models/<solution>/<version>/."""
     solution_name, version_id = arns.parse(version_arn, "solution").resource.split("/", 1)
-    return context.data_dir / "models" / solution_name / version_id
+    return f"models/{solution_name}/{version_id}"
 
 
 def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
@@ -209,37 +208,36 @@ def _run(job: runner.JobHandle) -> None:
         if row.status == lifecycle.CREATE_IN_PROGRESS:  # a retry after a lost worker
             job.progress(0.0, "training again after the previous attempt was interrupted")
         lifecycle.set_status(row, lifecycle.CREATE_IN_PROGRESS, context.now())
-    output = artifacts_dir(context, job.resource_arn)
-    shutil.rmtree(output, ignore_errors=True)
-    output.mkdir(parents=True)
+    key = model_key(job.resource_arn)
+    blobs = context.blobs
+    blobs.delete(key)  # what an interrupted attempt left
     started = time.monotonic()
     executor = executors.for_settings(context.settings)
     task = executor.submit(
         train_process_main,
         context.settings,
         job.resource_arn,
-        str(output),
+        key,
         name=f"train-{job.resource_arn.rsplit('/', 1)[1]}",
     )
     while not executors.wait_any([task], timeout=0.25):
         if job.cancel_requested():
             task.kill()  # "stop" means training and its trials really stop, not that we ignore it
-            shutil.rmtree(output, ignore_errors=True)
+            blobs.delete(key)
             _finish_stopped(context, job.resource_arn)
             job.progress(1.0, "stopped")
             return
-    result_path = output / "result.json"
     try:
         task.result()
     except executors.TaskFailed as error:
-        shutil.rmtree(output, ignore_errors=True)
+        blobs.delete(key)
         raise TrainingFailed(f"The training process {error}.") from error
-    if not result_path.exists():
-        failure = output / "failure.txt"
-        reason = failure.read_text() if failure.exists() else "Training wrote no result."
-        shutil.rmtree(output, ignore_errors=True)
-        raise TrainingFailed(reason)
-    result = json.loads(result_path.read_text())
+    written = blobs.read_bytes(f"{key}/result.json")
+    if written is None:
+        failure = blobs.read_bytes(f"{key}/failure.txt")
+        blobs.delete(key)
+        raise TrainingFailed(failure.decode() if failure else "Training wrote no result.")
+    result = json.loads(written)
     # Compute time, not wall time: the training process's own plus every HPO trial's, however
     # many ran at once.
     seconds = time.monotonic() - started
@@ -258,7 +256,7 @@ def _run(job: runner.JobHandle) -> None:
             tunedHPOParams=result.get("tunedHPOParams"),
             extendedMetrics=result.get("extendedMetrics"),
             trials=result.get("trials"),
-            modelPath=str(output),
+            modelKey=key,
         )
         lifecycle.set_status(row, lifecycle.ACTIVE, context.now())
         from openpersonalize.resources.campaigns import follow_latest
@@ -308,7 +306,7 @@ def remove_solution_data(context: Context, solution: ResourceRow) -> None:
             )
         ):
             lifecycle.remove(session, row)
-    shutil.rmtree(context.data_dir / "models" / solution.name, ignore_errors=True)
+    context.blobs.delete(f"models/{solution.name}")
 
 
 runner.register("train", _run, _fail)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pyarrow.parquet as pq
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -65,7 +64,7 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
         lifecycle.require_status(group, dataset_groups.KIND, lifecycle.ACTIVE)
         recipe = _check_recipe_choice(request, config)
         group_datasets = datasets_of(session, group.arn)
-        _check_training_data(request, config, group_datasets)
+        _check_training_data(context, request, config, group_datasets)
         if recipe is not None:
             _check_recipe_config(request, config, recipe, group_datasets)
         _check_hpo_resources(config)
@@ -168,7 +167,10 @@ def _check_objective_column(column: str, group_datasets: dict[str, ResourceRow])
 
 
 def _check_training_data(
-    request: dict[str, Any], config: dict[str, Any], group_datasets: dict[str, ResourceRow]
+    context: Context,
+    request: dict[str, Any],
+    config: dict[str, Any],
+    group_datasets: dict[str, ResourceRow],
 ) -> None:
     interactions = group_datasets.get("Interactions")
     if interactions is None or not interactions.attributes.get("files"):
@@ -201,7 +203,7 @@ def _check_training_data(
         if parameters.get("eventType")
     ]
     if wanted:
-        present = event_types_in(interactions)
+        present = event_types_in(context, interactions)
         for event_type in wanted:
             if event_type not in present:
                 raise InvalidInputException(
@@ -257,14 +259,13 @@ def _schema_of(dataset: ResourceRow) -> Schema:
     return schemas.load(lifecycle.get(session, schemas.KIND, with_schema))
 
 
-def event_types_in(interactions: ResourceRow) -> set[str]:
+def event_types_in(context: Context, interactions: ResourceRow) -> set[str]:
     """Distinct EVENT_TYPE values of a dataset's data (reads that one column only)."""
     present: set[str] = set()
-    for path in interactions.attributes.get("files", []):
-        file = pq.ParquetFile(path)
-        if "EVENT_TYPE" not in file.schema_arrow.names:
+    for key in interactions.attributes.get("files", []):
+        if "EVENT_TYPE" not in context.blobs.parquet_schema(key).names:
             return present
-        column = file.read(columns=["EVENT_TYPE"]).column(0)
+        column = context.blobs.read_parquet(key, columns=["EVENT_TYPE"]).column(0)
         present.update(v for v in column.unique().to_pylist() if v is not None)
     return present
 
@@ -345,7 +346,7 @@ def update(context: Context, request: dict[str, Any]) -> dict[str, Any]:
         if events:
             group_datasets = datasets_of(session, row.parent_arn or "")
             interactions = group_datasets.get("Interactions")
-            present = event_types_in(interactions) if interactions is not None else set()
+            present = event_types_in(context, interactions) if interactions is not None else set()
             for parameters in events.get("eventParametersList") or []:
                 if parameters.get("eventType") and parameters["eventType"] not in present:
                     raise InvalidInputException(

@@ -86,10 +86,10 @@ class ModelCache:
     def _load(self, context: Context, version_arn: str) -> Deployed:
         with context.database.snapshot() as session:
             version = lifecycle.find(session, version_arn)
-            if version is None or not version.attributes.get("modelPath"):
+            if version is None or not version.attributes.get("modelKey"):
                 raise ResourceNotFoundException(f"No trained model for {version_arn}.")
             attributes = dict(version.attributes)
-        directory = Path(attributes["modelPath"])
+        directory = context.blobs.local_path(attributes["modelKey"])
         recipe_arn = attributes.get("recipeArn") or _trained_recipe(directory)
         model = Model.load(directory / artifacts.MODEL)
         loaded = artifacts.load(directory)
@@ -211,7 +211,7 @@ def _load_catalog(context: Context, deployed: Deployed) -> ItemCatalog:
                 found[dataset_type] = (pa.table({}), schema, dataset.arn)
                 continue
             id_field = "ITEM_ID" if dataset_type == "Items" else "USER_ID"
-            parts = [read_dataset(list(dataset.attributes.get("files", [])))]
+            parts = [read_dataset(context.blobs, list(dataset.attributes.get("files", [])))]
             parts.append(streamed.records_table(session, dataset.arn, schema, id_field))
             parts = [p.select(schema.names) for p in parts if p.num_columns and p.num_rows]
             table = pa.concat_tables(parts) if parts else None

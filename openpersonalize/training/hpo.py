@@ -5,7 +5,7 @@ trial trains and scores one candidate in its own process (or Ray task), at most
 `maxParallelTrainingJobs` at once and `maxNumberOfTrainingJobs` in all. Trials score on a
 validation split carved out of the training users, so the test users that GetSolutionMetrics
 reports on stay unseen by the search. The split is written once to a file beside the version's
-artifacts, which is how trials on other machines read it.
+artifacts in the blob store, which is how trials on other machines read it.
 
 Every trial is logged with the version's ARN and recorded (hyperparameters, metrics, start,
 end) for `openpersonalize trials`. AutoML tunes each candidate recipe the same way and keeps
@@ -17,17 +17,20 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import shutil
+import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from openpersonalize.config import Settings
+from openpersonalize.context import Context
 from openpersonalize.data.interactions import InteractionData
 from openpersonalize.data.splits import EvaluationSplit, evaluation_split, validation_split
 from openpersonalize.metrics.ranking import EXTENDED_METRIC_NAMES
 from openpersonalize.recipes import catalog
 from openpersonalize.recipes.base import cores
+from openpersonalize.store.blobs import BlobStore
 from openpersonalize.training import executors
 from openpersonalize.training.train import (
     SEED,
@@ -54,7 +57,10 @@ class Search:
     executor: executors.Executor
     max_trials: int  # maxNumberOfTrainingJobs
     max_parallel: int
+    # The validation split, pickled: written locally, read by trials through the blob store.
     validation_path: Path
+    blobs: BlobStore
+    validation_key: str
     n_items: int
     # Local trials running at once each get their own share of the cores (slot i: cpu_sets[i]),
     # so their thread pools do not fight; empty where the executor places trials itself.
@@ -65,14 +71,19 @@ class Search:
     @classmethod
     def start(
         cls,
-        settings: Settings,
+        context: Context,
         version_arn: str,
         config: dict[str, Any],
         data: InteractionData,
-        output: Path,
         recipes: list[catalog.Recipe],
+        *,
+        output: Path,
+        output_key: str,
     ) -> Search:
-        """Write the validation split where trials can read it; size the search over `recipes`."""
+        """Put the validation split where trials can read it (the training output, local
+        directory `output`, at `output_key` in the blob store); size the search over `recipes`.
+        """
+        settings = context.settings
         resources = (config.get("hpoConfig") or {}).get("hpoResourceConfig") or {}
         limits = {**catalog.HPO_RESOURCE_DEFAULTS, **resources}
         max_trials = int(limits["maxNumberOfTrainingJobs"])
@@ -87,6 +98,8 @@ class Search:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as file:
             pickle.dump(validation, file, protocol=pickle.HIGHEST_PROTOCOL)
+        validation_key = f"{output_key}/hpo/{VALIDATION_FILE}"
+        context.blobs.put_file(path, validation_key)
         max_parallel = min(max_parallel, max_trials)
         cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         share = len(cpus) // max_parallel
@@ -100,11 +113,17 @@ class Search:
             max_trials=max_trials,
             max_parallel=max_parallel,
             validation_path=path,
+            blobs=context.blobs,
+            validation_key=validation_key,
             n_items=data.n_items,
             cpu_sets=[cpus[i * share : (i + 1) * share] for i in range(max_parallel)]
             if local
             else [],
         )
+
+    def remove_inputs(self) -> None:
+        shutil.rmtree(self.validation_path.parent, ignore_errors=True)
+        self.blobs.delete(self.validation_key)
 
     @property
     def trial_seconds(self) -> float:
@@ -212,7 +231,8 @@ def _study(
                 slot = free_slots.pop()
                 task = search.executor.submit(
                     run_trial,
-                    str(search.validation_path),
+                    search.blobs,
+                    search.validation_key,
                     recipe.arn,
                     candidate,
                     search.n_items,
@@ -301,7 +321,8 @@ def _suggest(
 
 
 def run_trial(
-    validation_path: str,
+    blobs: BlobStore,
+    validation_key: str,
     recipe_arn: str,
     hyperparameters: dict[str, Any],
     n_items: int,
@@ -311,8 +332,10 @@ def run_trial(
     started = time.time()
     if cpus:
         os.sched_setaffinity(0, cpus)  # models size their thread pools by the cores they may use
-    with open(validation_path, "rb") as file:
-        validation: EvaluationSplit = pickle.load(file)
+    with tempfile.TemporaryDirectory(prefix="openpersonalize-trial-") as cache:
+        path = replace(blobs, cache_dir=Path(cache)).local_path(validation_key)
+        with open(path, "rb") as file:
+            validation: EvaluationSplit = pickle.load(file)
     model_class = catalog.model_class(catalog.get_recipe(recipe_arn))
     metrics = _evaluate(model_class, hyperparameters, validation, n_items, extended=True)
     return {"metrics": metrics, "startedAt": started, "endedAt": time.time(), "pid": os.getpid()}

@@ -12,9 +12,9 @@ import inspect
 import json
 import logging
 import os
-import shutil
+import tempfile
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from openpersonalize.recipes import catalog
 from openpersonalize.recipes.base import Model
 from openpersonalize.recipes.objective import Objective
 from openpersonalize.resources import lifecycle, schemas
+from openpersonalize.store.blobs import BlobStore
 from openpersonalize.store.database import ResourceRow
 from openpersonalize.training import artifacts
 
@@ -61,27 +62,35 @@ class TrainingInput:
     previous: ResourceRow | None  # the solution's latest ACTIVE version (what UPDATE refreshes)
 
 
-def train_process_main(settings: Settings, version_arn: str, output_dir: str) -> None:
-    """Entry point of the training task (a process or a Ray task): result.json or failure.txt."""
+def train_process_main(settings: Settings, version_arn: str, model_key: str) -> None:
+    """Entry point of the training task (a process or a Ray task): writes the model, and
+    result.json or failure.txt, at `model_key` in the blob store."""
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s [train] %(message)s",
     )
-    output = Path(output_dir)
-    (output / "pid").write_text(str(os.getpid()))
-    try:
-        context = Context.open(settings)
-        result = train_solution_version(context, version_arn, output)
-        (output / "result.json").write_text(json.dumps(result))
-    except (TrainingError, TrainingDataError) as error:
-        (output / "failure.txt").write_text(str(error))
-        log.error("%s: training failed: %s", version_arn, error)
-    except Exception as error:  # an unexpected failure still gets a reason, never a hang
-        (output / "failure.txt").write_text(f"Training failed: {type(error).__name__}: {error}")
-        log.error("%s: training failed\n%s", version_arn, traceback.format_exc())
+    with tempfile.TemporaryDirectory(prefix="openpersonalize-train-") as cache:
+        blobs = BlobStore.for_settings(settings, cache_dir=Path(cache))
+        with blobs.writing(model_key) as output:
+            (output / "pid").write_text(str(os.getpid()))
+            try:
+                context = replace(Context.open(settings), blobs=blobs)
+                result = train_solution_version(context, version_arn, output, model_key)
+                (output / "result.json").write_text(json.dumps(result))
+            except (TrainingError, TrainingDataError) as error:
+                (output / "failure.txt").write_text(str(error))
+                log.error("%s: training failed: %s", version_arn, error)
+            except Exception as error:  # an unexpected failure still gets a reason, never a hang
+                (output / "failure.txt").write_text(
+                    f"Training failed: {type(error).__name__}: {error}"
+                )
+                log.error("%s: training failed\n%s", version_arn, traceback.format_exc())
 
 
-def train_solution_version(context: Context, version_arn: str, output: Path) -> dict[str, Any]:
+def train_solution_version(
+    context: Context, version_arn: str, output: Path, model_key: str
+) -> dict[str, Any]:
+    """Train into the local directory `output`, which ends up at `model_key` in the blob store."""
     training = load_input(context, version_arn)
     version = training.version.attributes
     config = version.get("solutionConfig") or {}
@@ -90,7 +99,7 @@ def train_solution_version(context: Context, version_arn: str, output: Path) -> 
         version_arn, 0.1, f"{data.n_events} events, {data.n_users} users, {data.n_items} items"
     )
     if version.get("trainingMode") == "UPDATE":
-        return _refresh(version_arn, training, output)
+        return _refresh(context, version_arn, training, output)
     from openpersonalize.training import hpo  # builds on this module
 
     result: dict[str, Any] = {}
@@ -101,7 +110,9 @@ def train_solution_version(context: Context, version_arn: str, output: Path) -> 
             if version.get("performAutoML")
             else [catalog.get_recipe(version["recipeArn"])]
         )
-        search = hpo.Search.start(context.settings, version_arn, config, data, output, recipes)
+        search = hpo.Search.start(
+            context, version_arn, config, data, recipes, output=output, output_key=model_key
+        )
     if version.get("performAutoML"):
         assert search is not None
         recipe, hyperparameters = hpo.auto_ml(search, config)
@@ -123,7 +134,7 @@ def train_solution_version(context: Context, version_arn: str, output: Path) -> 
         result["trials"] = search.trials
         result["trialSeconds"] = search.trial_seconds
         result["searchSeconds"] = search.seconds
-        shutil.rmtree(search.validation_path.parent, ignore_errors=True)
+        search.remove_inputs()
     model_class = catalog.model_class(recipe)
     split = evaluation_split(data, seed=SEED)
     _progress(version_arn, 0.4, f"evaluating {recipe.name} on {len(split.test_users)} test users")
@@ -164,7 +175,7 @@ def load_input(context: Context, version_arn: str) -> TrainingInput:
         for dataset_type, dataset in datasets_of(session, group_arn).items():
             schema_row = lifecycle.get(session, schemas.KIND, dataset.attributes["schemaArn"])
             schema = schemas.load(schema_row)
-            imported = read_dataset(list(dataset.attributes.get("files", [])))
+            imported = read_dataset(context.blobs, list(dataset.attributes.get("files", [])))
             if dataset_type == "Interactions":
                 streamed = streamed_data.events_table(session, dataset.arn, schema)
             else:
@@ -207,12 +218,14 @@ def load_input(context: Context, version_arn: str) -> TrainingInput:
     return TrainingInput(version=version, data=data, previous=previous)
 
 
-def _refresh(version_arn: str, training: TrainingInput, output: Path) -> dict[str, Any]:
+def _refresh(
+    context: Context, version_arn: str, training: TrainingInput, output: Path
+) -> dict[str, Any]:
     """Training mode UPDATE: refresh the latest ACTIVE model with new users, items and events."""
     previous = training.previous
-    if previous is None or not previous.attributes.get("modelPath"):
+    if previous is None or not previous.attributes.get("modelKey"):
         raise TrainingError("trainingMode UPDATE needs an ACTIVE solution version to refresh.")
-    source = Path(previous.attributes["modelPath"])
+    source = context.blobs.local_path(previous.attributes["modelKey"])
     model = Model.load(source / "model")
     user_ids, item_ids = artifacts.load_vocabularies(source)
     data = training.data
