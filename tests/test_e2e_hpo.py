@@ -327,16 +327,13 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
 
 
 def ray_settings(
-    ray_cluster: dict[str, Any],
-    s3_root: Path,
-    moto_s3: str,
-    blob_store: str,  # noqa: F811
+    ray_cluster: dict[str, Any], s3_root: Path, s3_endpoint: str, blob_store: str
 ) -> dict[str, str]:
     """A server that trains on the Ray cluster, reading CSVs from s3_root and keeping its data
     and models in `blob_store`, a bucket on the S3-compatible endpoint."""
     return {
         "s3_local_root": str(s3_root),
-        "s3_endpoint_url": moto_s3,
+        "s3_endpoint_url": s3_endpoint,
         "blob_store": blob_store,
         "executor": "ray",
         "ray_address": ray_cluster["address"],
