@@ -184,8 +184,9 @@ class ALSModel(Model):
         return (factors @ user).astype(np.float32)
 
     def refresh(self, data: InteractionData, user_ids: np.ndarray, item_ids: np.ndarray) -> Self:
-        """Keep the learned item factors; give new items factors from the users who took them;
-        fold every user's current history in. One alternating pass, not a full retrain."""
+        """Keep the learned item factors; give new items factors from the users who took them
+        (or, without events, from their metadata); fold every user's current history in. One
+        alternating pass, not a full retrain."""
         self._check_fitted()
         factors = self.item_factors_.shape[1]
         previous = {item_id: code for code, item_id in enumerate(item_ids)}
@@ -215,6 +216,7 @@ class ALSModel(Model):
                 solver.item_factors = item_factors
                 solver.user_factors[warm] = solver.recalculate_user(warm, confidence[warm])
             self.user_factors_ = np.array(solver.user_factors, dtype=np.float32)
+        self._factors_for_cold_items(data, item_factors)  # new items known by metadata alone
         self.item_factors_ = item_factors
         self.popularity_ = np.bincount(
             data.items, weights=data.weights.astype(np.float64), minlength=data.n_items

@@ -2,8 +2,8 @@
 
 Both executors offer the same small interface: `submit` a module-level function with
 picklable arguments and get a `Task` to poll, read or kill. Arguments and results stay small
-(paths, hyperparameters, metrics); data and models travel as files under the data directory,
-which every worker must be able to read (one machine, or a shared mount on a Ray cluster).
+(keys, hyperparameters, metrics); data and models travel through the blob store
+(store/blobs.py), which workers on other machines reach when it is a bucket.
 
 Killing a task kills everything it started: a local task started by a worker leads its own
 process group, which the trial processes it starts join; a Ray task is cancelled recursively.
