@@ -3,15 +3,18 @@ tables in a dataset's schema, so training reads it exactly like imported data.""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from openpersonalize.data.importer import arrow_schema_of
+from openpersonalize.data.importer import arrow_schema_of, read_dataset
 from openpersonalize.data.schema import Schema
 from openpersonalize.store.database import EventRow, RecordRow
+
+if TYPE_CHECKING:
+    from openpersonalize.store.blobs import BlobStore
 
 
 def _property(properties: dict[str, Any] | None, field_name: str) -> Any:
@@ -49,6 +52,26 @@ def events_table(session: Session, dataset_arn: str, schema: Schema) -> pa.Table
             values = [_property(row.properties, field.name) for row in rows]
         columns[field.name] = values
     return pa.table(columns, schema=arrow_schema_of(schema))
+
+
+def dataset_table(
+    blobs: BlobStore,
+    session: Session,
+    dataset_arn: str,
+    dataset_type: str,
+    files: list[str],
+    schema: Schema,
+) -> pa.Table | None:
+    """All of a dataset's data, as training and serving read it: its imported Parquet `files`
+    plus what arrived through personalize-events, in the schema's column order (None if empty)."""
+    imported = read_dataset(blobs, files)
+    if dataset_type == "Interactions":
+        streamed = events_table(session, dataset_arn, schema)
+    else:
+        id_field = "ITEM_ID" if dataset_type == "Items" else "USER_ID"
+        streamed = records_table(session, dataset_arn, schema, id_field)
+    parts = [t.select(schema.names) for t in (imported, streamed) if t.num_columns and t.num_rows]
+    return pa.concat_tables(parts) if parts else None
 
 
 def records_table(session: Session, dataset_arn: str, schema: Schema, id_field: str) -> pa.Table:

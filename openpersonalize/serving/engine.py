@@ -23,7 +23,6 @@ from sqlalchemy import select
 
 from openpersonalize.context import Context
 from openpersonalize.data import streamed
-from openpersonalize.data.importer import read_dataset
 from openpersonalize.data.schema import Schema
 from openpersonalize.errors import InvalidInputException, ResourceNotFoundException
 from openpersonalize.filters.compiled import CompiledFilter, UserContext
@@ -202,7 +201,7 @@ def _catalog(context: Context, deployed: Deployed) -> ItemCatalog:
 def _load_catalog(context: Context, deployed: Deployed) -> ItemCatalog:
     with context.database.snapshot() as session:
         group = solutions.datasets_of(session, deployed.dataset_group_arn)
-        found: dict[str, tuple[pa.Table, Schema, str]] = {}
+        found: dict[str, tuple[pa.Table | None, Schema, str]] = {}
         for dataset_type, dataset in group.items():
             schema = schemas.load(
                 lifecycle.get(session, schemas.KIND, dataset.attributes["schemaArn"])
@@ -210,11 +209,10 @@ def _load_catalog(context: Context, deployed: Deployed) -> ItemCatalog:
             if dataset_type == "Interactions":
                 found[dataset_type] = (pa.table({}), schema, dataset.arn)
                 continue
-            id_field = "ITEM_ID" if dataset_type == "Items" else "USER_ID"
-            parts = [read_dataset(context.blobs, list(dataset.attributes.get("files", [])))]
-            parts.append(streamed.records_table(session, dataset.arn, schema, id_field))
-            parts = [p.select(schema.names) for p in parts if p.num_columns and p.num_rows]
-            table = pa.concat_tables(parts) if parts else None
+            files = list(dataset.attributes.get("files", []))
+            table = streamed.dataset_table(
+                context.blobs, session, dataset.arn, dataset_type, files, schema
+            )
             found[dataset_type] = (table, schema, dataset.arn)
     result = ItemCatalog(item_metadata=None)
     result.schemas = {kind: schema for kind, (_, schema, _) in found.items()}

@@ -24,7 +24,6 @@ from sqlalchemy import select
 from openpersonalize.config import Settings
 from openpersonalize.context import Context
 from openpersonalize.data import streamed as streamed_data
-from openpersonalize.data.importer import read_dataset
 from openpersonalize.data.interactions import InteractionData
 from openpersonalize.data.schema import Schema
 from openpersonalize.data.splits import EvaluationSplit, evaluation_split
@@ -175,14 +174,10 @@ def load_input(context: Context, version_arn: str) -> TrainingInput:
         for dataset_type, dataset in datasets_of(session, group_arn).items():
             schema_row = lifecycle.get(session, schemas.KIND, dataset.attributes["schemaArn"])
             schema = schemas.load(schema_row)
-            imported = read_dataset(context.blobs, list(dataset.attributes.get("files", [])))
-            if dataset_type == "Interactions":
-                streamed = streamed_data.events_table(session, dataset.arn, schema)
-            else:
-                id_field = "ITEM_ID" if dataset_type == "Items" else "USER_ID"
-                streamed = streamed_data.records_table(session, dataset.arn, schema, id_field)
-            parts = [t for t in (imported, streamed) if t.num_columns and t.num_rows]
-            table = pa.concat_tables([p.select(schema.names) for p in parts]) if parts else None
+            files = list(dataset.attributes.get("files", []))
+            table = streamed_data.dataset_table(
+                context.blobs, session, dataset.arn, dataset_type, files, schema
+            )
             tables[dataset_type] = (table, schema)
         previous = session.scalars(
             select(ResourceRow)
