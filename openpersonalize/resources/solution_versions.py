@@ -51,10 +51,15 @@ COPIED_FIELDS = (
 )
 
 
+def solution_models_key(solution_name: str) -> str:
+    """Where a solution's models live in the blob store: models/<solution>/."""
+    return f"models/{solution_name}"
+
+
 def model_key(version_arn: str) -> str:
     """Where a version's model lives in the blob store: models/<solution>/<version>/."""
     solution_name, version_id = arns.parse(version_arn, "solution").resource.split("/", 1)
-    return f"models/{solution_name}/{version_id}"
+    return f"{solution_models_key(solution_name)}/{version_id}"
 
 
 def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
@@ -306,7 +311,7 @@ def remove_solution_data(context: Context, solution: ResourceRow) -> None:
             )
         ):
             lifecycle.remove(session, row)
-    context.blobs.delete(f"models/{solution.name}")
+    context.blobs.delete(solution_models_key(solution.name))
 
 
 runner.register("train", _run, _fail)
