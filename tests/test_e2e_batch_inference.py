@@ -97,7 +97,7 @@ def versions(personalize, group) -> dict[str, str]:  # type: ignore[no-untyped-d
     return started
 
 
-def test_recommendations_for_every_user_line(personalize, versions, s3_root) -> None:  # type: ignore[no-untyped-def]
+def test_recommendations_for_every_user_line(personalize, versions, s3_root, group) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     first = write_input(
         s3_root,
         "users/part-1.json",
@@ -105,11 +105,17 @@ def test_recommendations_for_every_user_line(personalize, versions, s3_root) -> 
     )
     write_input(s3_root, "users/part-2.json", [{"userId": "u6"}, {"userId": "someone-new"}])
     assert first.endswith("part-1.json")
+    unseen = personalize.create_filter(
+        name=unique("unseen"),
+        datasetGroupArn=group["group"],
+        filterExpression='EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("*")',
+    )["filterArn"]
     arn, output = start_job(
         personalize,
         versions["personalization"],
         f"s3://{BUCKET}/users/",
         numResults=10,
+        filterArn=unseen,
         tags=[{"tagKey": "team", "tagValue": "email"}],
     )
     assert arn.endswith(":batch-inference-job/" + output.split("/")[1])

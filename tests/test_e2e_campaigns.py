@@ -51,6 +51,26 @@ def trained(personalize, group) -> dict[str, str]:  # type: ignore[no-untyped-de
 
 
 @pytest.fixture(scope="module")
+def unseen(personalize, group) -> str:  # type: ignore[no-untyped-def]  # noqa: F811
+    """The guide's filter for items the user has not interacted with (any event type)."""
+    return personalize.create_filter(
+        name=unique("unseen"),
+        datasetGroupArn=group["group"],
+        filterExpression='EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("*")',
+    )["filterArn"]
+
+
+def seen_by_user() -> dict[str, set[str]]:
+    from test_e2e_solutions import interactions_csv
+
+    seen: dict[str, set[str]] = {}
+    for line in interactions_csv().splitlines()[1:]:
+        user, item = line.split(",")[:2]
+        seen.setdefault(user, set()).add(item)
+    return seen
+
+
+@pytest.fixture(scope="module")
 def runtime(server):  # type: ignore[no-untyped-def]
     return server.client("personalize-runtime")
 
@@ -93,14 +113,17 @@ def test_campaign_lifecycle_and_validation(personalize, trained, group) -> None:
     assert error_code(caught.value) == "ResourceInUseException"
 
 
-def test_recommendations_are_personal_and_exclude_seen_items(runtime, trained, server) -> None:  # type: ignore[no-untyped-def]
-    from test_e2e_solutions import interactions_csv
-
-    seen: dict[str, set[str]] = {}
-    for line in interactions_csv().splitlines()[1:]:
-        user, item = line.split(",")[:2]
-        seen.setdefault(user, set()).add(item)
-    response = runtime.get_recommendations(campaignArn=trained["campaign"], userId="u4")
+def test_recommendations_are_personal_and_filters_decide_on_seen_items(  # type: ignore[no-untyped-def]
+    runtime, trained, unseen
+) -> None:
+    seen = seen_by_user()
+    # Custom recipes recommend what the user interacted with like anything else, as the
+    # service does; the guide's EXCLUDE filter leaves it out.
+    unfiltered = recommend(runtime, trained["campaign"], "u4")
+    assert {entry["itemId"] for entry in unfiltered} & seen["u4"]
+    response = runtime.get_recommendations(
+        campaignArn=trained["campaign"], userId="u4", filterArn=unseen
+    )
     items = response["itemList"]
     assert response["recommendationId"].startswith("RID-")
     assert len(items) == 25
@@ -108,10 +131,14 @@ def test_recommendations_are_personal_and_exclude_seen_items(runtime, trained, s
     scores = [entry["score"] for entry in items]
     assert scores == sorted(scores, reverse=True) and all(0 < s <= 1 for s in scores)
     # user 4 is in taste group 0 (u % 4): the items they have not seen of that group come first
-    top = [entry["itemId"] for entry in recommend(runtime, trained["campaign"], "u4", numResults=5)]
+    top = [
+        entry["itemId"]
+        for entry in recommend(runtime, trained["campaign"], "u4", numResults=5, filterArn=unseen)
+    ]
     assert sum(taste_group(item) == 0 for item in top) >= 3, top
     other = [
-        entry["itemId"] for entry in recommend(runtime, trained["campaign"], "u5", numResults=5)
+        entry["itemId"]
+        for entry in recommend(runtime, trained["campaign"], "u5", numResults=5, filterArn=unseen)
     ]
     assert sum(taste_group(item) == 1 for item in other) >= 3, other
     cold = recommend(runtime, trained["campaign"], "someone-new", numResults=10)
@@ -134,6 +161,44 @@ def test_personalized_ranking(runtime, trained) -> None:  # type: ignore[no-unty
     assert [entry["itemId"] for entry in ranking][-1] == "never-seen"
     assert "score" not in ranking[-1]
     assert {entry["itemId"] for entry in ranking[:2]} == {"c3", "c7"}  # u4's taste group
+
+
+def test_interaction_filters_read_the_users_history(personalize, runtime, trained, group) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    seen = seen_by_user()
+    purchases: dict[str, set[str]] = {}
+    from test_e2e_solutions import interactions_csv
+
+    for line in interactions_csv().splitlines()[1:]:
+        user, item, _, event_type = line.split(",")[:4]
+        if event_type == "purchase":
+            purchases.setdefault(user, set()).add(item)
+
+    def made(expression: str) -> str:
+        return personalize.create_filter(
+            name=unique("f"), datasetGroupArn=group["group"], filterExpression=expression
+        )["filterArn"]
+
+    # "Items the user has interacted with" (the guide's INCLUDE ... IN ("*")): watch again.
+    again = made('INCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("*")')
+    items = {e["itemId"] for e in recommend(runtime, trained["campaign"], "u4", filterArn=again)}
+    assert items and items <= seen["u4"]
+    # Buy again, spelled as sample notebooks spell it: field and event type in another case.
+    bought = made('INCLUDE ItemID WHERE interactions.event_type IN ("PURCHASE")')
+    items = {e["itemId"] for e in recommend(runtime, trained["campaign"], "u4", filterArn=bought)}
+    assert items and items <= purchases["u4"]
+    # By a placeholder: only the clicked items.
+    by_type = made("INCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ($TYPE)")
+    items = {
+        e["itemId"]
+        for e in recommend(
+            runtime,
+            trained["campaign"],
+            "u4",
+            filterArn=by_type,
+            filterValues={"TYPE": '"click"'},
+        )
+    }
+    assert items and all(item.startswith("c") for item in items) and items <= seen["u4"]
 
 
 def test_filters(personalize, runtime, trained, group) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
@@ -189,7 +254,9 @@ def test_filters(personalize, runtime, trained, group) -> None:  # type: ignore[
     personalize.delete_filter(filterArn=clicked)
 
 
-def test_events_change_the_next_answer(personalize, runtime, trained, group, server) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_events_change_the_next_answer(
+    personalize, runtime, trained, group, server, unseen  # noqa: F811
+) -> None:  # type: ignore[no-untyped-def]
     created = personalize.create_event_tracker(
         name=unique("tracker"), datasetGroupArn=group["group"]
     )
@@ -206,7 +273,9 @@ def test_events_change_the_next_answer(personalize, runtime, trained, group, ser
         personalize.create_event_tracker(name=unique("tracker"), datasetGroupArn=group["group"])
     assert error_code(caught.value) == "ResourceAlreadyExistsException"
     events = server.client("personalize-events")
-    before = [entry["itemId"] for entry in recommend(runtime, trained["campaign"], "u8")]
+    before = [
+        entry["itemId"] for entry in recommend(runtime, trained["campaign"], "u8", filterArn=unseen)
+    ]
     clicked = before[:3]
     events.put_events(
         trackingId=created["trackingId"],
@@ -216,8 +285,10 @@ def test_events_change_the_next_answer(personalize, runtime, trained, group, ser
             {"eventType": "click", "itemId": item, "sentAt": datetime.now(UTC)} for item in clicked
         ],
     )
-    after = [entry["itemId"] for entry in recommend(runtime, trained["campaign"], "u8")]
-    assert not set(clicked) & set(after)  # just interacted with: excluded
+    after = [
+        entry["itemId"] for entry in recommend(runtime, trained["campaign"], "u8", filterArn=unseen)
+    ]
+    assert not set(clicked) & set(after)  # just interacted with: the filter leaves them out
     # a brand-new user's clicks fold into a session profile: the next answer follows them
     group3 = [f"c{75 + i}" for i in range(8)]
     events.put_events(

@@ -20,6 +20,7 @@ from openpersonalize.filters import (
     check_filter,
     parse_filter,
     parse_filter_values,
+    resolve_fields,
 )
 
 # ----------------------------------------------------------------------------- parsing
@@ -118,7 +119,6 @@ BAD = [
     ("INCLUDE ActionID WHERE Items.A IN (1)", 9, "expected ItemID or UserID"),
     ('INCLUDE ItemID Items.GENRE IN ("a")', 16, "expected WHERE"),
     ('INCLUDE ItemID WHERE Itemz.GENRE IN ("a")', 22, "unknown dataset 'Itemz'"),
-    ('INCLUDE ItemID WHERE items.GENRE IN ("a")', 22, "case-sensitive: Items"),
     ('INCLUDE ItemID WHERE Items.GENRE IN ("a)', 38, "unclosed string"),
     ("INCLUDE ItemID WHERE Items.GENRE IN ()", 37, "empty IN list"),
     ("INCLUDE ItemID WHERE Items.GENRE IN (*)", 38, "'*' is only allowed for Interactions"),
@@ -242,7 +242,6 @@ def test_check_filter_accepts(text: str) -> None:
             "no Users dataset",
         ),
         ('INCLUDE ItemID WHERE Items.COLOR IN ("red")', SCHEMAS, 'no field "COLOR"'),
-        ('INCLUDE ItemID WHERE Items.genres IN ("a")', SCHEMAS, 'case-sensitive: "GENRES"'),
         ("INCLUDE ItemID WHERE Items.GENRES > 3", SCHEMAS, "GENRES"),
         ('INCLUDE ItemID WHERE Items.DESCRIPTION IN ("x")', SCHEMAS, "DESCRIPTION"),
         ('INCLUDE ItemID WHERE Items.DESCRIPTION IN ("x")', SCHEMAS, "textual"),
@@ -263,6 +262,24 @@ def test_check_filter_refuses(text: str, schemas: dict[str, Schema], fragment: s
     with pytest.raises(InvalidInputException) as caught:
         check_filter(parse_filter(text), schemas)
     assert fragment in caught.value.message
+
+
+def test_dataset_and_field_names_match_in_any_case() -> None:
+    # Sample code writes Interactions.event_type; the service reads names in any case.
+    (lower,) = parse_filter('INCLUDE ItemID WHERE interactions.event_type IN ("watch")').expressions
+    assert lower.conditions[0] == Condition("Interactions", "EVENT_TYPE", "IN", ("watch",))
+    text = (
+        'INCLUDE ItemID WHERE items.genres IN ("a") AND ITEMS.Price < currentitem.price '
+        "IF currentuser.age > 3"
+    )
+    check_filter(parse_filter(text), SCHEMAS)
+    (resolved,) = resolve_fields(parse_filter(text), SCHEMAS).expressions
+    assert [(c.dataset, c.column) for c in resolved.conditions] == [
+        ("Items", "GENRES"),
+        ("Items", "PRICE"),
+    ]
+    assert resolved.conditions[1].values == (CurrentItemField("PRICE"),)
+    assert resolved.user_conditions[0].column == "AGE"
 
 
 def test_wildcard_needs_no_event_type_column() -> None:

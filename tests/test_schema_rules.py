@@ -85,7 +85,9 @@ def test_parse_valid_schema_keeps_order_types_and_flags() -> None:
     assert schema.field("EVENT_VALUE") == Field("EVENT_VALUE", "float", True)
     assert schema.field("DEVICE") == Field("DEVICE", "string", True, categorical=True)
     assert schema.field("DESC") == Field("DESC", "string", False, textual=True)
-    assert schema.field("timestamp") is None
+    # Lookups ignore case, as CSV headers and filter fields do; reserved names are exact.
+    assert schema.field("timestamp") == Field("TIMESTAMP", "long", False)
+    assert schema.exact_field("timestamp") is None
 
 
 @pytest.mark.parametrize("text", ["{not json", "", '{"type": "record",}'])
@@ -155,11 +157,15 @@ def test_parse_refuses_field_without_type() -> None:
 
 @pytest.mark.parametrize("type_", ["string", "int", "long", "float", "double", "boolean"])
 def test_parse_accepts_every_primitive_plain_and_nullable(type_: str) -> None:
-    schema = parse_schema(avro(f("A", type_), f("B", ["null", type_]), f("C", [type_, "null"])))
+    # A union of one type (["string"], as sample notebooks write for GENRES) is that type.
+    schema = parse_schema(
+        avro(f("A", type_), f("B", ["null", type_]), f("C", [type_, "null"]), f("D", [type_]))
+    )
     assert [(x.type, x.nullable) for x in schema.fields] == [
         (type_, False),
         (type_, True),
         (type_, True),
+        (type_, False),
     ]
 
 

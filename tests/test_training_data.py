@@ -129,20 +129,21 @@ def test_without_optional_columns() -> None:
 # ------------------------------------------------------------------------ filters
 
 
-def test_event_type_keeps_only_that_type_case_sensitive() -> None:
+def test_event_type_keeps_only_that_type_ignoring_case() -> None:
     data = load_training_data(events(SAMPLE), event_type="click", **TINY)
-    assert decoded(data) == rows_of([r for r in SAMPLE if r[3] == "click"])
-    assert set(data.event_types.tolist()) == {"click"}  # type: ignore[union-attr]
-    # u3's only event is "Click": not the same type, so u3 is not in the vocabulary.
-    assert data.user_ids.tolist() == ["u1", "u2"]
-    assert data.item_ids.tolist() == ["b", "c"]
-    capital = load_training_data(events(SAMPLE), event_type="Click", **TINY)
-    assert decoded(capital) == [("u3", "a", 103)]
+    clicks = [r for r in SAMPLE if r[3].lower() == "click"]
+    assert decoded(data) == rows_of(clicks)
+    assert set(data.event_types.tolist()) == {"click", "Click"}  # type: ignore[union-attr]
+    # u3's only event is "Click": the same type as "click", as the service matches them.
+    assert sorted(data.user_ids.tolist()) == ["u1", "u2", "u3"]
+    assert sorted(data.item_ids.tolist()) == ["a", "b", "c"]
+    capital = load_training_data(events(SAMPLE), event_type="CLICK", **TINY)
+    assert decoded(capital) == decoded(data)
 
 
 def test_missing_event_type_is_refused() -> None:
-    with pytest.raises(TrainingDataError, match='event type "CLICK".*"Click", "click"'):
-        load_training_data(events(SAMPLE), event_type="CLICK", **TINY)
+    with pytest.raises(TrainingDataError, match='event type "view".*"Click", "click"'):
+        load_training_data(events(SAMPLE), event_type="view", **TINY)
     with pytest.raises(TrainingDataError, match='eventsConfig names event type "view"'):
         load_training_data(
             events(SAMPLE), events_config=[{"eventType": "click"}, {"eventType": "view"}], **TINY
@@ -183,10 +184,12 @@ def test_events_config_types_thresholds_and_weights() -> None:
     ]
     data = load_training_data(events(SAMPLE), events_config=config, **TINY)
     # All clicks (a threshold for purchases says nothing about clicks, even valueless ones),
-    # purchases only from 4.0 up; "Click" is not listed.
-    expected = [r for r in SAMPLE if r[3] == "click" or (r[3] == "purchase" and r[4] >= 4.0)]
+    # purchases only from 4.0 up; "Click" is "click" in another case.
+    expected = [
+        r for r in SAMPLE if r[3].lower() == "click" or (r[3] == "purchase" and r[4] >= 4.0)
+    ]
     assert decoded(data) == rows_of(expected)
-    assert data.weights.tolist() == [0.25 if r[3] == "click" else 1.0 for r in expected]
+    assert data.weights.tolist() == [0.25 if r[3].lower() == "click" else 1.0 for r in expected]
     # The matrix sums weights: u1 clicked b (0.25) and bought a (1.0).
     matrix = data.matrix().toarray()
     u1, a, b = 0, 0, 1
@@ -200,8 +203,8 @@ def test_events_config_default_weight_and_zero_weight() -> None:
         **TINY,
     )
     # Weight defaults to 1; weight-0 events are dropped (they would carry nothing).
-    assert decoded(data) == rows_of([r for r in SAMPLE if r[3] == "click"])
-    assert data.weights.tolist() == [1.0, 1.0, 1.0]
+    assert decoded(data) == rows_of([r for r in SAMPLE if r[3].lower() == "click"])
+    assert data.weights.tolist() == [1.0, 1.0, 1.0, 1.0]
 
 
 def test_events_config_is_checked() -> None:
@@ -230,7 +233,7 @@ def test_too_little_data_names_counts_found_and_required() -> None:
         load_training_data(events(SAMPLE), event_type="click")
     message = str(info.value)
     assert 'eventType "click"' in message
-    assert "found 3 interactions and 1 users with at least 2 interactions" in message
+    assert "found 4 interactions and 1 users with at least 2 interactions" in message
     assert "at least 1000 interactions and 25 users" in message
 
 

@@ -94,6 +94,8 @@ class ImportResult:
 
     row_count: int
     files: list[str] = field(default_factory=list)  # absolute paths of the Parquet files
+    # "file: column" for each CSV column the schema does not name (skipped, as the service does)
+    ignored_columns: list[str] = field(default_factory=list)
 
 
 def import_csv(
@@ -116,6 +118,7 @@ def import_csv(
     created_dir = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
+    ignored: list[str] = []
     tracker = _Progress(sources, progress)
     total = 0
     try:
@@ -127,6 +130,7 @@ def import_csv(
                 arrow_schema,
                 out_dir,
                 written,
+                ignored,
                 tracker,
                 block_size=block_size,
                 max_rows_per_file=max_rows_per_file,
@@ -141,7 +145,7 @@ def import_csv(
             except OSError:
                 pass  # not empty: something else is in there, leave it
         raise
-    return ImportResult(row_count=total, files=written)
+    return ImportResult(row_count=total, files=written, ignored_columns=ignored)
 
 
 def arrow_schema_of(schema: Schema) -> pa.Schema:
@@ -172,6 +176,7 @@ def _import_one(
     arrow_schema: pa.Schema,
     out_dir: Path,
     written: list[str],
+    ignored: list[str],
     tracker: _Progress,
     *,
     block_size: int,
@@ -179,8 +184,15 @@ def _import_one(
 ) -> int:
     """Import one CSV file; returns its row count."""
     header = _read_header(source)
+    columns: dict[str, int] = {}
     if header is not None:
-        _check_header(source, header, schema)
+        columns = _match_header(source, header, schema)
+        known = set(columns.values())
+        ignored.extend(
+            f"{source.name}: {name or '(unnamed)'}"
+            for i, name in enumerate(header)
+            if i not in known
+        )
 
     part = 0
     rows_in_part = 0
@@ -198,7 +210,6 @@ def _import_one(
     try:
         if header is None:  # empty file: nothing but an empty Parquet file
             return 0
-        columns = {name: i for i, name in enumerate(header)}
         with source.open() as raw:
             counter = _CountingReader(raw)
             for batch in _batches(source, counter, header, block_size):
@@ -239,23 +250,27 @@ def _read_header(source: CsvSource) -> list[str] | None:
     return next(csv.reader([text]))
 
 
-def _check_header(source: CsvSource, header: list[str], schema: Schema) -> None:
-    """Refuse unknown, duplicate and missing columns."""
-    seen: set[str] = set()
-    for name in header:
-        if name in seen:
+def _match_header(source: CsvSource, header: list[str], schema: Schema) -> dict[str, int]:
+    """The header position of each schema field the file has.
+
+    Headers name fields as the schema does, ignoring case. Columns the schema does not name
+    (the unnamed index column pandas writes, extra attributes) are skipped, as the service
+    skips them; a field twice, or a required field missing, fails the import.
+    """
+    columns: dict[str, int] = {}
+    for index, name in enumerate(header):
+        f = schema.field(name)
+        if f is None:
+            continue
+        if f.name in columns:
             raise ImportFailed(f'{source.name}: column "{name}" appears more than once')
-        seen.add(name)
-        if schema.field(name) is None:
-            raise ImportFailed(
-                f'{source.name}: column "{name}" is not in the schema '
-                f"(schema fields: {', '.join(schema.names)})"
-            )
+        columns[f.name] = index
     for f in schema.fields:
-        if not f.nullable and f.name not in seen:
+        if not f.nullable and f.name not in columns:
             raise ImportFailed(
                 f"{source.name}: the header has no column {f.name}, which the schema requires"
             )
+    return columns
 
 
 def _batches(

@@ -49,7 +49,17 @@ class Schema:
     fields: tuple[Field, ...]
 
     def field(self, name: str) -> Field | None:
-        """The field with exactly this name, or None."""
+        """The field with this name, ignoring case (as the service matches CSV headers and
+        filter fields); parse_schema refuses two names that differ only in case."""
+        key = name.casefold()
+        for f in self.fields:
+            if f.name.casefold() == key:
+                return f
+        return None
+
+    def exact_field(self, name: str) -> Field | None:
+        """The field spelled exactly so: reserved names (USER_ID, EVENT_TYPE, ...) are upper
+        case, and a field spelled otherwise is plain metadata."""
         for f in self.fields:
             if f.name == name:
                 return f
@@ -127,6 +137,12 @@ _DOMAIN_REQUIRED: dict[tuple[str, str], dict[str, _Rule]] = {
 }
 
 
+def event_type_key(event_type: str) -> str:
+    """The form in which event types are compared: the service ignores their case (and only
+    theirs) wherever it matches them, in filters and in a solution's training data."""
+    return event_type.lower()
+
+
 def _invalid(message: str) -> InvalidInputException:
     return InvalidInputException(message)
 
@@ -188,14 +204,15 @@ def _field_type(avro_type: Any, where: str) -> tuple[str, bool]:
     """(primitive type, nullable) of a field's Avro type."""
     if not isinstance(avro_type, list):
         return _primitive(avro_type, where), False
+    # A union of one type (["string"]) is that type; with "null" (either order) it is nullable.
     non_null = [t for t in avro_type if t != "null"]
     nulls = len(avro_type) - len(non_null)
-    if len(avro_type) != 2 or nulls != 1:
+    if len(non_null) != 1 or nulls > 1:
         raise _invalid(
-            f"{where} has an unsupported union type; a union must be exactly one primitive type "
-            'and "null"'
+            f"{where} has an unsupported union type; a union must be one primitive type, "
+            'optionally with "null"'
         )
-    return _primitive(non_null[0], where), True
+    return _primitive(non_null[0], where), nulls == 1
 
 
 def _flag(spec: Mapping[str, Any], key: str, where: str) -> bool:
@@ -276,7 +293,7 @@ def normalize_dataset_type(value: str) -> str:
 
 
 def _check_rule(schema: Schema, name: str, rule: _Rule, dataset: str) -> None:
-    f = schema.field(name)
+    f = schema.exact_field(name)
     if f is None:
         return
     where = f'Schema field "{name}"'
@@ -292,7 +309,7 @@ def _check_rule(schema: Schema, name: str, rule: _Rule, dataset: str) -> None:
 
 
 def _require(schema: Schema, name: str, rule: _Rule, dataset: str) -> None:
-    if schema.field(name) is None:
+    if schema.exact_field(name) is None:
         types = " or ".join(f'"{t}"' for t in rule.types)
         hint = ""
         near = [f.name for f in schema.fields if _name_key(f.name) == _name_key(name)]

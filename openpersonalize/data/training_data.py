@@ -2,7 +2,8 @@
 
 Applies what CreateSolution decides about the training data, the way the service does:
 
-* ``eventType`` keeps only the events of that type (exact, case-sensitive match);
+* ``eventType`` keeps only the events of that type (ignoring case, as the service matches
+  event types);
 * ``solutionConfig.eventValueThreshold`` keeps events whose EVENT_VALUE is >= the threshold
   (events without a value are dropped once a threshold applies);
 * ``solutionConfig.eventsConfig.eventParametersList`` keeps only the listed event types, each
@@ -27,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from openpersonalize.data.interactions import InteractionData
-from openpersonalize.data.schema import Schema
+from openpersonalize.data.schema import Schema, event_type_key
 
 __all__ = [
     "MIN_INTERACTIONS",
@@ -225,16 +226,20 @@ def _filter_events(
         raise TrainingDataError(
             f"{named} selects events by type, but the Interactions data has no EVENT_TYPE column"
         )
-    code_of = {str(t): i for i, t in enumerate(type_dictionary)}
+    # Spellings of one event type ("click", "Click") are one type: codes per compared form.
+    codes_of: dict[str, list[int]] = {}
+    for i, t in enumerate(type_dictionary):
+        codes_of.setdefault(event_type_key(str(t)), []).append(i)
+    present = [str(t) for t in type_dictionary]
     # Per-type lookup tables (last slot: a null EVENT_TYPE, code -1) instead of per-event logic.
     n_types = len(type_dictionary) + 1
     type_kept = np.ones(n_types, dtype=bool)
 
     if event_type is not None:
-        if event_type not in code_of:
-            raise TrainingDataError(_missing_type_message("eventType", event_type, code_of))
+        if event_type_key(event_type) not in codes_of:
+            raise TrainingDataError(_missing_type_message("eventType", event_type, present))
         type_kept[:] = False
-        type_kept[code_of[event_type]] = True
+        type_kept[codes_of[event_type_key(event_type)]] = True
 
     if events_config:
         listed = np.zeros(n_types, dtype=bool)
@@ -244,12 +249,12 @@ def _filter_events(
         seen: set[str] = set()
         for entry in events_config:
             name, threshold, weight = _event_parameters(entry)
-            if name in seen:
+            if event_type_key(name) in seen:
                 raise TrainingDataError(f'eventsConfig lists event type "{name}" more than once')
-            seen.add(name)
-            if name not in code_of:
-                raise TrainingDataError(_missing_type_message("eventsConfig", name, code_of))
-            code = code_of[name]
+            seen.add(event_type_key(name))
+            if event_type_key(name) not in codes_of:
+                raise TrainingDataError(_missing_type_message("eventsConfig", name, present))
+            code = codes_of[event_type_key(name)]
             listed[code] = True
             type_weight[code] = weight
             if threshold is not None:
@@ -308,8 +313,8 @@ def _need_values(values: np.ndarray | None, what: str) -> None:
         raise TrainingDataError(f"{what} needs event values, but no interaction has an EVENT_VALUE")
 
 
-def _missing_type_message(where: str, name: str, code_of: Mapping[str, int]) -> str:
-    present = sorted(code_of)
+def _missing_type_message(where: str, name: str, types: Sequence[str]) -> str:
+    present = sorted(types)
     shown = ", ".join(f'"{t}"' for t in present[:10]) + (", ..." if len(present) > 10 else "")
     return (
         f'{where} names event type "{name}", which does not occur in the Interactions data '

@@ -10,6 +10,7 @@ from openpersonalize.filters.expression import (
     check_filter,
     parse_filter,
     parse_filter_values,
+    resolve_fields,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "check_filter",
     "parse_filter",
     "parse_filter_values",
+    "resolve_fields",
 ]

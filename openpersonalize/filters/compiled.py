@@ -37,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from openpersonalize.data.schema import event_type_key
 from openpersonalize.errors import InvalidInputException
 from openpersonalize.filters.expression import (
     COMPARISONS,
@@ -221,6 +222,13 @@ class CompiledFilter:
         self._expressions = [self._compile(e) for e in filter.expressions]
         self._required = tuple(
             dict.fromkeys(p for e in self._expressions if e.include for p in e.placeholders)
+        )
+
+    @property
+    def reads_interactions(self) -> bool:
+        """Whether masks need the user's interactions (an Interactions.EVENT_TYPE condition)."""
+        return any(
+            c.dataset == "Interactions" for e in self.filter.expressions for c in e.conditions
         )
 
     def required_placeholders(self) -> tuple[str, ...]:
@@ -424,11 +432,11 @@ def _event_types(condition: Condition, values: Values) -> set[str]:
     out: set[str] = set()
     for value in condition.values:
         if isinstance(value, Placeholder):
-            out.update(v.lower() for v in values[value.name])
+            out.update(event_type_key(v) for v in values[value.name])
         elif isinstance(value, float):
-            out.add(_number_text(value).lower())
+            out.add(event_type_key(_number_text(value)))
         elif isinstance(value, str):
-            out.add(value.lower())
+            out.add(event_type_key(value))
     return out
 
 
@@ -442,7 +450,7 @@ def _interactions(condition: Condition, n: int) -> MaskFn:
         codes = [
             code
             for code, event_type in user.recent_events
-            if (anything or (event_type or "").lower() in wanted) != negate
+            if (anything or event_type_key(event_type or "") in wanted) != negate
         ]
         out = np.zeros(n, dtype=bool)
         if codes:

@@ -11,9 +11,11 @@ Grammar (as Amazon Personalize documents it)::
     cmp    := "=" | "<" | "<=" | ">" | ">="
     value  := "double-quoted string" | number | $PARAM | "*"   (the last only for EVENT_TYPE)
 
-Keywords (INCLUDE, EXCLUDE, ItemID, UserID, WHERE, IN, NOT, AND, OR, IF) are matched in any
-case; dataset names (Items, Interactions, Users, CurrentUser, CurrentItem), field names and
-parameter names are case-sensitive. ``parse_filter`` applies every rule that needs no schema
+Keywords (INCLUDE, EXCLUDE, ItemID, UserID, WHERE, IN, NOT, AND, OR, IF), dataset names
+(Items, Interactions, Users, CurrentUser, CurrentItem) and field names are matched in any case,
+as the service reads them (sample code writes ``Interactions.event_type``); parameter names
+are case-sensitive. The parser spells dataset names canonically; ``resolve_fields`` spells field
+names as the schemas do. ``parse_filter`` applies every rule that needs no schema
 and reports the 1-based character position of the offending token; ``check_filter`` applies
 the rules that need the dataset group's schemas.
 """
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from openpersonalize.data.schema import Schema
 from openpersonalize.errors import InvalidInputException
@@ -39,6 +41,7 @@ __all__ = [
     "check_filter",
     "parse_filter",
     "parse_filter_values",
+    "resolve_fields",
 ]
 
 #: At most this many distinct dataset fields in one filter.
@@ -322,28 +325,25 @@ class _Parser:
             action, target, tuple(conditions), tuple(connectors), tuple(user_conditions)
         )
 
-    def field_ref(self) -> tuple[_Token, str]:
-        """``Dataset . FIELD``: the dataset token and the column name."""
-        dataset = self.tok
-        if dataset.kind != "ident":
-            raise _fail(dataset.pos, f"expected Dataset.FIELD, found {_describe(dataset)}")
-        if dataset.text not in _ALL_DATASETS:
-            near = [d for d in _ALL_DATASETS if d.lower() == dataset.text.lower()]
-            hint = (
-                f" (dataset names are case-sensitive: {near[0]})"
-                if near
-                else " (expected Items, Interactions or Users)"
+    def field_ref(self) -> tuple[str, int, str]:
+        """``Dataset . FIELD``: the dataset's canonical name, its position and the column."""
+        token = self.tok
+        if token.kind != "ident":
+            raise _fail(token.pos, f"expected Dataset.FIELD, found {_describe(token)}")
+        dataset = _canonical_dataset(token.text)
+        if dataset is None:
+            raise _fail(
+                token.pos, f"unknown dataset '{token.text}' (expected Items, Interactions or Users)"
             )
-            raise _fail(dataset.pos, f"unknown dataset '{dataset.text}'{hint}")
         self.advance()
-        self.expect(".", f"'.' after {dataset.text}")
-        column = self.expect("ident", f"a field name after {dataset.text}.")
-        return dataset, column.text
+        self.expect(".", f"'.' after {token.text}")
+        column = self.expect("ident", f"a field name after {token.text}.").text
+        if dataset == "Interactions" and column.upper() == "EVENT_TYPE":
+            column = "EVENT_TYPE"  # the one Interactions field; any spelling names it
+        return dataset, token.pos, column
 
     def condition(self, target: str, first_dataset: str | None) -> Condition:
-        dataset_token, column = self.field_ref()
-        dataset = dataset_token.text
-        pos = dataset_token.pos
+        dataset, pos, column = self.field_ref()
         if dataset == "CurrentUser":
             raise _fail(pos, "CurrentUser is allowed only in an IF condition at the end")
         if dataset == "CurrentItem":
@@ -381,12 +381,9 @@ class _Parser:
         return Condition(dataset, column, operator, values)
 
     def user_condition(self) -> Condition:
-        dataset_token, column = self.field_ref()
-        if dataset_token.text != "CurrentUser":
-            raise _fail(
-                dataset_token.pos,
-                f"an IF condition tests CurrentUser fields, not {dataset_token.text}",
-            )
+        dataset, pos, column = self.field_ref()
+        if dataset != "CurrentUser":
+            raise _fail(pos, f"an IF condition tests CurrentUser fields, not {dataset}")
         operator, values = self.predicate("CurrentUser", column, allow_current_item=False)
         return Condition("CurrentUser", column, operator, values)
 
@@ -463,7 +460,7 @@ class _Parser:
         if token.kind == "param":
             self.advance()
             return Placeholder(token.text)
-        if token.kind == "ident" and token.text == "CurrentItem":
+        if token.kind == "ident" and _canonical_dataset(token.text) == "CurrentItem":
             if not allow_current_item:
                 raise _fail(token.pos, "CurrentItem can't be used in an IF condition")
             return self.current_item()
@@ -471,6 +468,10 @@ class _Parser:
             token.pos,
             f'expected a value ("string", number or $PARAMETER), found {_describe(token)}',
         )
+
+
+def _canonical_dataset(text: str) -> str | None:
+    return next((d for d in _ALL_DATASETS if d.lower() == text.lower()), None)
 
 
 def parse_filter(text: str) -> Filter:
@@ -487,6 +488,39 @@ def _is_numeric(value: Value) -> bool:
     return isinstance(value, (float, Placeholder, CurrentItemField))
 
 
+def resolve_fields(filter: Filter, schemas: Mapping[str, Schema]) -> Filter:
+    """The filter with each field spelled as its schema spells it (names match in any case);
+    a field no schema has is left as written, for ``check_filter`` to report."""
+
+    def spelled(dataset: str, column: str) -> str:
+        schema = schemas.get("Users" if dataset == "CurrentUser" else dataset)
+        found = schema.field(column) if schema is not None else None
+        return found.name if found is not None else column
+
+    def value(v: Value) -> Value:
+        if isinstance(v, CurrentItemField):
+            return CurrentItemField(spelled("Items", v.column))
+        return v
+
+    def condition(c: Condition) -> Condition:
+        if c.dataset == "Interactions":
+            return c
+        return replace(
+            c, column=spelled(c.dataset, c.column), values=tuple(value(v) for v in c.values)
+        )
+
+    return Filter(
+        tuple(
+            replace(
+                e,
+                conditions=tuple(condition(c) for c in e.conditions),
+                user_conditions=tuple(condition(c) for c in e.user_conditions),
+            )
+            for e in filter.expressions
+        )
+    )
+
+
 def check_filter(filter: Filter, schemas: Mapping[str, Schema]) -> None:
     """Check a parsed filter against the dataset group's schemas (keyed by dataset type).
 
@@ -495,6 +529,7 @@ def check_filter(filter: Filter, schemas: Mapping[str, Schema]) -> None:
     ``MAX_FIELDS_PER_FILTER`` distinct fields. Interactions.EVENT_TYPE with only ``*`` values
     needs no EVENT_TYPE column (it means "any interaction").
     """
+    filter = resolve_fields(filter, schemas)
     fields = filter.fields
     if len(fields) > MAX_FIELDS_PER_FILTER:
         names = ", ".join(f"{d}.{c}" for d, c in sorted(fields))
@@ -545,11 +580,8 @@ def _check_field(schemas: Mapping[str, Schema], dataset: str, column: str, shown
         )
     field = schema.field(column)
     if field is None:
-        near = [n for n in schema.names if n.lower() == column.lower()]
-        hint = f' (field names are case-sensitive: "{near[0]}")' if near else ""
         raise InvalidInputException(
             f'The filter uses {shown}.{column}, but the {dataset} schema has no field "{column}"'
-            f"{hint}"
         )
     if field.textual:
         raise InvalidInputException(

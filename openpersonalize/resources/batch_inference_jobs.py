@@ -186,7 +186,7 @@ def _check_recipe(version: ResourceRow) -> None:
 
 def _check_filter(session: Any, filter_arn: str, version: ResourceRow) -> None:
     row = lifecycle.get(session, filters.KIND, filter_arn)
-    lifecycle.require_status(row, filters.KIND, lifecycle.ACTIVE)
+    lifecycle.require_usable(row, filters.KIND)
     if row.parent_arn != version.attributes.get("datasetGroupArn"):
         raise InvalidInputException(
             f"The filter {filter_arn} belongs to another dataset group than the solution version "

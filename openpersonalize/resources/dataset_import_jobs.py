@@ -36,7 +36,7 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     now = context.now()
     with context.database.transaction() as session:
         dataset = lifecycle.get(session, datasets.KIND, request["datasetArn"])
-        lifecycle.require_status(dataset, datasets.KIND, lifecycle.ACTIVE)
+        lifecycle.require_usable(dataset, datasets.KIND)
         busy = lifecycle.child_in_flight(session, dataset.arn)
         if busy:
             raise ResourceInUseException(
@@ -71,6 +71,10 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
 def _run(job: runner.JobHandle) -> None:
     context = job.context
     with context.database.transaction() as session:
+        dataset_arn = lifecycle.get(session, KIND, job.resource_arn).attributes["datasetArn"]
+    # An import may be asked for while its dataset is still CREATE PENDING.
+    lifecycle.await_active(context, datasets.KIND, dataset_arn)
+    with context.database.transaction() as session:
         row = lifecycle.get(session, KIND, job.resource_arn)
         lifecycle.set_status(row, lifecycle.CREATE_IN_PROGRESS, context.now())
         dataset = lifecycle.get(session, datasets.KIND, row.attributes["datasetArn"])
@@ -99,6 +103,12 @@ def _run(job: runner.JobHandle) -> None:
             raise ImportFailed(
                 f"{location} has {result.row_count} interaction records; an Interactions import "
                 f"needs at least {MIN_INTERACTIONS_PER_IMPORT}."
+            )
+        if result.ignored_columns:  # the service skips them too; say which
+            job.progress(
+                1.0,
+                f"{job.resource_arn}: ignored columns the schema does not name: "
+                + ", ".join(result.ignored_columns[:20]),
             )
         context.blobs.put_dir(output, key)
         files = [f"{key}/{Path(path).name}" for path in result.files]

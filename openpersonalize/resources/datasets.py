@@ -34,7 +34,7 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     now = context.now()
     with context.database.transaction() as session:
         group = lifecycle.get(session, dataset_groups.KIND, group_arn)
-        lifecycle.require_status(group, dataset_groups.KIND, lifecycle.ACTIVE)
+        lifecycle.require_usable(group, dataset_groups.KIND)
         schema_row = lifecycle.get(session, schemas.KIND, request["schemaArn"])
         _check_schema(schema_row, dataset_type, group)
         arn = context.arn(KIND.resource_type, group.name, dataset_type.upper())

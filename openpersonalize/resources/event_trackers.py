@@ -16,7 +16,6 @@ from openpersonalize.data.schema import Schema
 from openpersonalize.errors import (
     InvalidInputException,
     ResourceAlreadyExistsException,
-    ResourceInUseException,
 )
 from openpersonalize.resources import dataset_groups, datasets, lifecycle, schemas
 from openpersonalize.store.database import EventRow, RecordRow, ResourceRow
@@ -40,7 +39,7 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     now = context.now()
     with context.database.transaction() as session:
         group = lifecycle.get(session, dataset_groups.KIND, request["datasetGroupArn"])
-        lifecycle.require_status(group, dataset_groups.KIND, lifecycle.ACTIVE)
+        lifecycle.require_usable(group, dataset_groups.KIND)
         existing = session.scalars(
             select(ResourceRow.arn).where(
                 ResourceRow.resource_type == KIND.resource_type,
@@ -86,7 +85,7 @@ def _tracker(session: Session, tracking_id: str) -> ResourceRow:
         select(ResourceRow).where(ResourceRow.resource_type == KIND.resource_type)
     ):
         if row.attributes.get("trackingId") == tracking_id:
-            if row.status != lifecycle.ACTIVE:
+            if row.status not in lifecycle.USABLE:
                 raise InvalidInputException(
                     f"The event tracker {row.arn} for trackingId {tracking_id} is {row.status}."
                 )
@@ -173,8 +172,7 @@ def _put_records(
                 f"{request['datasetArn']} is a {dataset.attributes['datasetType']} dataset; "
                 f"{list_key} go to a {dataset_type} dataset."
             )
-        if dataset.status != lifecycle.ACTIVE:
-            raise ResourceInUseException(f"The dataset {dataset.arn} is {dataset.status}.")
+        lifecycle.require_usable(dataset, datasets.KIND)
         schema = schemas.load(lifecycle.get(session, schemas.KIND, dataset.attributes["schemaArn"]))
         for index, record in enumerate(request[list_key], start=1):
             where = f"{list_key}.{index}"

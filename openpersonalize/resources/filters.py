@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from openpersonalize.context import Context
-from openpersonalize.errors import LimitExceededException, ResourceInUseException
+from openpersonalize.data.schema import Schema
+from openpersonalize.errors import LimitExceededException
 from openpersonalize.filters.expression import check_filter, parse_filter
 from openpersonalize.resources import dataset_groups, lifecycle, schemas, solutions
 from openpersonalize.store.database import ResourceRow
@@ -24,14 +25,8 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     now = context.now()
     with context.database.transaction() as session:
         group = lifecycle.get(session, dataset_groups.KIND, request["datasetGroupArn"])
-        lifecycle.require_status(group, dataset_groups.KIND, lifecycle.ACTIVE)
-        group_schemas = {
-            dataset_type: schemas.load(
-                lifecycle.get(session, schemas.KIND, dataset.attributes["schemaArn"])
-            )
-            for dataset_type, dataset in solutions.datasets_of(session, group.arn).items()
-        }
-        check_filter(expression, group_schemas)
+        lifecycle.require_usable(group, dataset_groups.KIND)
+        check_filter(expression, group_schemas(session, group.arn))
         count = session.scalar(
             select(func.count())
             .select_from(ResourceRow)
@@ -68,8 +63,17 @@ list_ = lifecycle.list_handler(KIND, "Filters", parent=dataset_groups.KIND)
 delete = lifecycle.delete_handler(KIND)
 
 
+def group_schemas(session: Session, group_arn: str) -> dict[str, Schema]:
+    """The schemas of a dataset group's datasets, by dataset type (what filters read)."""
+    return {
+        dataset_type: schemas.load(
+            lifecycle.get(session, schemas.KIND, dataset.attributes["schemaArn"])
+        )
+        for dataset_type, dataset in solutions.datasets_of(session, group_arn).items()
+    }
+
+
 def serving_record(session: Session, arn: str) -> ResourceRow:
     row = lifecycle.get(session, KIND, arn)
-    if row.status != lifecycle.ACTIVE:
-        raise ResourceInUseException(f"The filter {arn} is {row.status}, not ACTIVE.")
+    lifecycle.require_usable(row, KIND)
     return row

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,10 @@ TRANSITIONS: dict[str | None, set[str]] = {
 }
 IN_FLIGHT = (CREATE_PENDING, CREATE_IN_PROGRESS, CREATE_STOPPING)
 DELETING = (DELETE_PENDING, DELETE_IN_PROGRESS)
+# A metadata-only resource (dataset group, dataset, solution, filter, event tracker) has no work
+# to do before it is ACTIVE, so the service lets user code use it at once: real code creates a
+# solution and asks for a version in the next line, without waiting.
+USABLE = (ACTIVE, CREATE_PENDING, CREATE_IN_PROGRESS)
 
 
 @dataclass(frozen=True)
@@ -196,6 +201,40 @@ def require_status(row: ResourceRow, kind: Kind, *allowed: str) -> None:
         raise ResourceInUseException(
             f"The {kind.label} {row.arn} is {row.status}; it must be {' or '.join(allowed)}."
         )
+
+
+def require_usable(row: ResourceRow, kind: Kind) -> None:
+    """Refuse a metadata-only resource only when it failed or is being deleted (see USABLE)."""
+    if row.status not in USABLE:
+        raise ResourceInUseException(
+            f"The {kind.label} {row.arn} is {row.status}; it must be ACTIVE."
+        )
+
+
+class NotActive(Exception):
+    """A job's resource never became ACTIVE; the message is the failureReason to record."""
+
+
+def await_active(context: Context, kind: Kind, arn: str, timeout: float = 60.0) -> None:
+    """Wait (in a job) for a metadata-only resource created moments ago to become ACTIVE.
+
+    Its activation job was queued before the job that waits, so this is a matter of moments;
+    a resource that failed, went away or is being deleted ends the wait with NotActive.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        with context.database.transaction() as session:
+            row = find(session, arn)
+            status = row.status if row is not None else "deleted"
+            reason = (row.failure_reason if row is not None else None) or ""
+        if status == ACTIVE:
+            return
+        if status not in (CREATE_PENDING, CREATE_IN_PROGRESS) or time.monotonic() > deadline:
+            raise NotActive(
+                f"The {kind.label} {arn} is {status}; it must be ACTIVE."
+                + (f" It failed: {reason}" if reason else "")
+            )
+        time.sleep(0.05)
 
 
 def describe(row: ResourceRow, kind: Kind) -> dict[str, Any]:

@@ -93,7 +93,7 @@ def start_version(
     name: str | None = None,
 ) -> str:
     """Record a new version and its training job (inside the caller's transaction)."""
-    lifecycle.require_status(solution, solutions.KIND, lifecycle.ACTIVE)
+    lifecycle.require_usable(solution, solutions.KIND)
     in_flight = lifecycle.child_in_flight(session, solution.arn)
     if in_flight:
         raise ResourceInUseException(
@@ -205,6 +205,10 @@ def _run(job: runner.JobHandle) -> None:
     from openpersonalize.training.train import train_process_main
 
     context = job.context
+    with context.database.transaction() as session:
+        solution_arn = lifecycle.get(session, KIND, job.resource_arn).attributes["solutionArn"]
+    # A version may be asked for while its solution is still CREATE PENDING.
+    lifecycle.await_active(context, solutions.KIND, solution_arn)
     with context.database.transaction() as session:
         row = lifecycle.get(session, KIND, job.resource_arn)
         if row.status in (lifecycle.CREATE_STOPPED, lifecycle.CREATE_STOPPING):

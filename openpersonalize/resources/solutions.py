@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openpersonalize.context import Context
-from openpersonalize.data.schema import Schema
+from openpersonalize.data.schema import Schema, event_type_key
 from openpersonalize.errors import InvalidInputException, ResourceInUseException
 from openpersonalize.jobs import runner
 from openpersonalize.recipes import catalog
@@ -61,7 +61,7 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     config = request.get("solutionConfig") or {}
     with context.database.transaction() as session:
         group = lifecycle.get(session, dataset_groups.KIND, request["datasetGroupArn"])
-        lifecycle.require_status(group, dataset_groups.KIND, lifecycle.ACTIVE)
+        lifecycle.require_usable(group, dataset_groups.KIND)
         recipe = _check_recipe_choice(request, config)
         group_datasets = datasets_of(session, group.arn)
         _check_training_data(context, request, config, group_datasets)
@@ -204,8 +204,9 @@ def _check_training_data(
     ]
     if wanted:
         present = event_types_in(context, interactions)
+        present_keys = {event_type_key(t) for t in present}
         for event_type in wanted:
-            if event_type not in present:
+            if event_type_key(event_type) not in present_keys:
                 raise InvalidInputException(
                     f"Event type {event_type!r} does not occur in the Interactions data of "
                     f"{request['datasetGroupArn']} (types present: "
@@ -219,7 +220,7 @@ def _check_training_data(
             raise InvalidInputException(
                 f"solutionConfig.eventValueThreshold {threshold!r} is not a number."
             ) from error
-        if _schema_of(interactions).field("EVENT_VALUE") is None:
+        if _schema_of(interactions).exact_field("EVENT_VALUE") is None:
             raise InvalidInputException(
                 "solutionConfig.eventValueThreshold needs an EVENT_VALUE field in the "
                 "Interactions schema."

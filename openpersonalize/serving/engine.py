@@ -26,13 +26,18 @@ from openpersonalize.data import streamed
 from openpersonalize.data.schema import Schema
 from openpersonalize.errors import InvalidInputException, ResourceNotFoundException
 from openpersonalize.filters.compiled import CompiledFilter, UserContext
-from openpersonalize.filters.expression import parse_filter, parse_filter_values
+from openpersonalize.filters.expression import (
+    parse_filter,
+    parse_filter_values,
+    resolve_fields,
+)
 from openpersonalize.recipes import catalog
 from openpersonalize.recipes.als import ALSModel
 from openpersonalize.recipes.base import Model, top_k
 from openpersonalize.recipes.objective import Objective
 from openpersonalize.recipes.trending import TrendingNowModel
 from openpersonalize.resources import campaigns, filters, lifecycle, schemas, solutions
+from openpersonalize.serving import history
 from openpersonalize.serving.candidates import MIN_ITEMS as INDEXED_CATALOG
 from openpersonalize.serving.candidates import ClusteredItems
 from openpersonalize.store.database import EventRow, ResourceRow
@@ -174,6 +179,7 @@ class ItemCatalog:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     schemas: dict[str, Schema] = field(default_factory=dict)
     interactions_arn: str | None = None
+    interactions_files: tuple[str, ...] = ()  # the imported Interactions data
 
 
 _CAMPAIGNS = _Ttl(CACHE_SECONDS)
@@ -199,6 +205,7 @@ def _catalog(context: Context, deployed: Deployed) -> ItemCatalog:
 
 
 def _load_catalog(context: Context, deployed: Deployed) -> ItemCatalog:
+    interactions_files: tuple[str, ...] = ()
     with context.database.snapshot() as session:
         group = solutions.datasets_of(session, deployed.dataset_group_arn)
         found: dict[str, tuple[pa.Table | None, Schema, str]] = {}
@@ -208,6 +215,7 @@ def _load_catalog(context: Context, deployed: Deployed) -> ItemCatalog:
             )
             if dataset_type == "Interactions":
                 found[dataset_type] = (pa.table({}), schema, dataset.arn)
+                interactions_files = tuple(dataset.attributes.get("files", []))
                 continue
             files = list(dataset.attributes.get("files", []))
             table = streamed.dataset_table(
@@ -218,6 +226,7 @@ def _load_catalog(context: Context, deployed: Deployed) -> ItemCatalog:
     result.schemas = {kind: schema for kind, (_, schema, _) in found.items()}
     if "Interactions" in found:
         result.interactions_arn = found["Interactions"][2]
+        result.interactions_files = interactions_files
     items = found.get("Items")
     if items and items[0] is not None:
         table, schema, _ = items
@@ -310,6 +319,36 @@ def _recent_events(
         )
 
 
+_HISTORIES: OrderedDict[tuple[str, tuple[str, ...]], history.InteractionHistory] = OrderedDict()
+_HISTORIES_LOCK = threading.Lock()
+MAX_HISTORIES = 4  # models whose users' interaction history is kept in memory
+
+
+def _history(
+    context: Context, deployed: Deployed, catalog_data: ItemCatalog
+) -> history.InteractionHistory:
+    """The users' imported interactions for this model, built on first use and again after
+    an import replaced the data."""
+    key = (deployed.version_arn, catalog_data.interactions_files)
+    with _HISTORIES_LOCK:
+        if key in _HISTORIES:
+            _HISTORIES.move_to_end(key)
+            return _HISTORIES[key]
+    blobs = context.blobs
+    wanted = ["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE"]
+    tables = []
+    for file_key in catalog_data.interactions_files:
+        names = blobs.parquet_schema(file_key).names
+        tables.append(blobs.read_parquet(file_key, columns=[c for c in wanted if c in names]))
+    table = pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
+    built = history.build(table, deployed.artifacts.item_ids)
+    with _HISTORIES_LOCK:
+        _HISTORIES[key] = built
+        while len(_HISTORIES) > MAX_HISTORIES:
+            _HISTORIES.popitem(last=False)
+    return built
+
+
 def _compiled_filter(
     context: Context, filter_arn: str, deployed: Deployed, catalog_data: ItemCatalog
 ) -> CompiledFilter:
@@ -321,8 +360,9 @@ def _compiled_filter(
                     f"The filter {filter_arn} belongs to another dataset group than the campaign."
                 )
             expression = row.attributes["filterExpression"]
+            group_schemas = filters.group_schemas(session, deployed.dataset_group_arn)
         return CompiledFilter(
-            parse_filter(expression),
+            resolve_fields(parse_filter(expression), group_schemas),
             deployed.artifacts.item_ids,
             catalog_data.item_metadata,
             catalog_data.categorical,
@@ -425,27 +465,22 @@ class Request:
             return np.asarray(seen.indices[start:end], dtype=np.int64)
         return np.empty(0, dtype=np.int64)
 
-    def excluded(self) -> np.ndarray:
-        """Items the user already interacted with (training data and streamed events)."""
-        mask = np.zeros(self.deployed.model.n_items_, dtype=bool)
-        mask[self.seen_items()] = True
-        for event in self.events:
-            code = self.deployed.artifacts.item_index.get(event.item_id or "", -1)
-            if code >= 0:
-                mask[code] = True
-        return mask
-
     def filter_mask(self, filter_arn: str | None, values: dict[str, str] | None) -> np.ndarray:
+        """Items the filter lets through. Items the user interacted with are recommended like
+        any other, as the service does for custom recipes: filters on Interactions.EVENT_TYPE
+        ("EXCLUDE ... IN ("*")", "INCLUDE ... IN ("purchase")") are how users leave them out
+        or ask for them."""
         if not filter_arn:
             return np.ones(self.deployed.model.n_items_, dtype=bool)
         compiled = _compiled_filter(self.context, filter_arn, self.deployed, self.catalog)
-        user = UserContext(
-            recent_events=[
+        recent: list[tuple[int, str]] = []
+        if compiled.reads_interactions:
+            recent = [
                 (self.deployed.artifacts.item_index.get(event.item_id or "", -1), event.event_type)
                 for event in self.events
-            ]
-            + [(int(code), "") for code in self.seen_items()],
-            metadata=self.catalog.users.get(self.user_id or ""),
+            ] + _history(self.context, self.deployed, self.catalog).of(self.user_id)
+        user = UserContext(
+            recent_events=recent, metadata=self.catalog.users.get(self.user_id or "")
         )
         return compiled.mask(user, parse_filter_values(values))
 
@@ -533,7 +568,6 @@ def get_recommendations(context: Context, body: dict[str, Any]) -> dict[str, Any
         )
     scores = request.candidate_scores()
     allowed = request.filter_mask(body.get("filterArn"), body.get("filterValues"))
-    allowed &= ~request.excluded()
     scored = allowed & (scores > -np.inf)
     if np.count_nonzero(scored) < min(k, np.count_nonzero(allowed)):
         scores, scored = request.scores(), allowed  # the filter left too few candidates
