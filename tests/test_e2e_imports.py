@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -283,3 +284,33 @@ def test_restart_keeps_every_resource(tmp_path: Path) -> None:
         )
     finally:
         server.stop()
+
+
+def test_single_type_unions_import_as_their_type(personalize, s3_root: Path) -> None:  # type: ignore[no-untyped-def]
+    # Sample notebooks declare categorical fields as a union of one type: ["string"].
+    items_schema = json.dumps(
+        {
+            "type": "record",
+            "name": "Items",
+            "namespace": "com.amazonaws.personalize.schema",
+            "fields": [
+                {"name": "ITEM_ID", "type": "string"},
+                {"name": "GENRES", "type": ["string"], "categorical": True},
+                {"name": "YEAR", "type": ["null", "int"]},
+            ],
+            "version": "1.0",
+        }
+    )
+    group = active_group(personalize)
+    items = active_dataset(personalize, group, schema(personalize, items_schema), "Items")
+    bucket = s3_root / "bucket"
+    bucket.mkdir(exist_ok=True)
+    (bucket / "items-union.csv").write_text(
+        "ITEM_ID,GENRES,YEAR\ni1,Comedy|Drama,1999\ni2,Drama,\n"
+    )
+    job = run_import(personalize, items, "s3://bucket/items-union.csv")
+    assert job["status"] == "ACTIVE", job
+    (bucket / "items-union-bad.csv").write_text("ITEM_ID,GENRES,YEAR\ni1,,1999\n")
+    job = run_import(personalize, items, "s3://bucket/items-union-bad.csv")
+    # ["string"] is not nullable: an empty GENRES is refused, naming the line and the field.
+    assert job["status"] == "CREATE FAILED" and "GENRES" in job["failureReason"], job
