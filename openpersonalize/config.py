@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -33,9 +34,16 @@ class Settings:
     job_lease_seconds: float = 30.0  # a job whose worker stops renewing this long is retried
     # Shifts the service's clock (seconds); lets tests of schedules move time across a restart.
     clock_offset_seconds: float = 0.0
+    # Starts the service's clock at this epoch second, from where it runs at wall-clock speed:
+    # tests of time windows choose the time of day. Folded into clock_offset_seconds once, so
+    # every process of the server (job workers get these settings) keeps the same time.
+    clock_start: float | None = None
     log_level: str = "info"
 
     def __post_init__(self) -> None:
+        if self.clock_start is not None:
+            self.clock_offset_seconds += self.clock_start - time.time()
+            self.clock_start = None
         if self.executor not in EXECUTORS:
             raise ValueError(
                 f"executor must be one of {', '.join(EXECUTORS)}, not {self.executor!r}"
@@ -75,7 +83,7 @@ class Settings:
 def _convert(name: str, value: object) -> object:
     if name in ("port", "workers"):
         return int(value)  # type: ignore[arg-type]
-    if name in ("job_lease_seconds", "clock_offset_seconds"):
+    if name in ("job_lease_seconds", "clock_offset_seconds", "clock_start"):
         return float(value)  # type: ignore[arg-type]
     if name in ("data_dir", "s3_local_root"):
         return Path(str(value))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,11 @@ from test_e2e_campaigns import deploy, taste_group
 from test_e2e_solutions import (  # noqa: F401 - `group` is a fixture
     create_solution,
     group,
+    interactions_csv,
     train,
 )
 
-from openpersonalize.testing.server import wait_for_status
+from openpersonalize.testing.server import ServerProcess
 
 RECIPE = "arn:aws:personalize:::recipe/{}"
 
@@ -62,47 +64,68 @@ def test_similar_items_gives_cold_items_neighbours(personalize, server, group) -
     assert len(related["itemList"]) == 5
 
 
-def test_trending_now_follows_streamed_events(personalize, server, group) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    runtime = server.client("personalize-runtime")
-    campaign = campaign_for(
-        personalize,
-        group,
-        "aws-trending-now",
-        solutionConfig={"featureTransformationParameters": {"trend_discovery_frequency": "1 day"}},
-    )
-    before = runtime.get_recommendations(campaignArn=campaign, numResults=5)["itemList"]
-    assert len(before) == 5  # no userId needed for a popular-items recipe
-    trackers = personalize.list_event_trackers(datasetGroupArn=group["group"])["eventTrackers"]
-    if trackers:
-        tracking_id = personalize.describe_event_tracker(
-            eventTrackerArn=trackers[0]["eventTrackerArn"]
-        )["eventTracker"]["trackingId"]
-    else:
-        created = personalize.create_event_tracker(name=unique("t"), datasetGroupArn=group["group"])
-        tracking_id = created["trackingId"]
-        wait_for_status(
-            personalize.describe_event_tracker,
-            "eventTracker",
-            "eventTrackerArn",
-            created["eventTrackerArn"],
+# The service's clock at the start of each run (UTC): midnight, 07:00 (when the wall-clock
+# version of this test failed), mid-afternoon, a minute before midnight on New Year's Eve.
+CLOCK_SETTINGS = {
+    "00:00": datetime(2026, 3, 1, 0, 0, tzinfo=UTC),
+    "07:00": datetime(2026, 3, 1, 7, 0, tzinfo=UTC),
+    "13:30": datetime(2026, 6, 15, 13, 30, tzinfo=UTC),
+    "23:59": datetime(2026, 12, 31, 23, 59, tzinfo=UTC),
+}
+DAY = 86_400
+
+
+@pytest.mark.parametrize("clock", list(CLOCK_SETTINGS))
+def test_trending_now_follows_streamed_events(tmp_path: Path, clock: str) -> None:
+    """A burst of clicks in the latest complete daily window puts the item first, whatever
+    the time of day: the server runs on an injected clock, and the test places the events
+    by the window boundaries (they follow the newest training event by whole days)."""
+    start = CLOCK_SETTINGS[clock].timestamp()
+    s3 = tmp_path / "s3"
+    (s3 / "trending").mkdir(parents=True)
+    csv = interactions_csv()
+    (s3 / "trending" / "interactions.csv").write_text(csv)
+    newest = max(int(line.split(",")[2]) for line in csv.splitlines()[1:])
+    settings = {"s3_local_root": str(s3), "clock_start": str(start)}
+    with ServerProcess(tmp_path / "server", settings=settings) as server:
+        personalize = server.client("personalize")
+        group_arn = active_group(personalize)
+        dataset = active_dataset(personalize, group_arn, schema(personalize))
+        assert run_import(personalize, dataset, "s3://trending/interactions.csv")["status"] == (
+            "ACTIVE"
         )
-    events = server.client("personalize-events")
-    # c99 suddenly takes off: 60 clicks in yesterday's (complete) daily window
-    base = time.time() - 86_400 - 6 * 3600
-    for user in range(60):
-        events.put_events(
-            trackingId=tracking_id,
-            userId=f"u{user}",
-            sessionId=f"s{user}",
-            eventList=[{"eventType": "click", "itemId": "c99", "sentAt": base + user}],
+        campaign = campaign_for(
+            personalize,
+            {"group": group_arn},
+            "aws-trending-now",
+            solutionConfig={
+                "featureTransformationParameters": {"trend_discovery_frequency": "1 day"}
+            },
         )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        after = runtime.get_recommendations(campaignArn=campaign, numResults=5)["itemList"]
-        if after[0]["itemId"] == "c99":
-            break
-        time.sleep(0.5)
-    assert after[0]["itemId"] == "c99", (before, after)
+        runtime = server.client("personalize-runtime")
+        before = runtime.get_recommendations(campaignArn=campaign, numResults=5)["itemList"]
+        assert len(before) == 5  # no userId needed for a popular-items recipe
+        assert before[0]["itemId"] != "c99"
+        tracker = personalize.create_event_tracker(name=unique("t"), datasetGroupArn=group_arn)
+        # The latest complete window ends a whole number of days after the newest event, at
+        # or before the server's now (a few seconds past `start`): put the burst in its middle.
+        window_end = newest + (int(start) - newest) // DAY * DAY
+        burst = window_end - DAY // 2
+        events = server.client("personalize-events")
+        for user in range(60):
+            events.put_events(
+                trackingId=tracker["trackingId"],
+                userId=f"u{user}",
+                sessionId=f"s{user}",
+                eventList=[{"eventType": "click", "itemId": "c99", "sentAt": burst + user}],
+            )
+        after = before
+        for _ in range(40):  # the campaign's cached trend list is refreshed within seconds
+            after = runtime.get_recommendations(campaignArn=campaign, numResults=5)["itemList"]
+            if after[0]["itemId"] == "c99":
+                break
+            time.sleep(0.5)
+        assert after[0]["itemId"] == "c99", (clock, before, after)
 
 
 def test_user_personalization_v2_transformer(personalize, server, group) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
@@ -138,8 +161,6 @@ def test_hrnn_recipes_recommend_each_user_their_taste(  # type: ignore[no-untype
         solutionConfig={"algorithmHyperParameters": {"hidden_dimension": "32", "bptt": "16"}},
     )
     in_taste = []
-    # Users 0-59 have streamed clicks of c99 from the trending test; a session model follows
-    # such recent events, so ask users whose history is only the imported one.
     for user in range(100, 108):
         items = runtime.get_recommendations(campaignArn=campaign, userId=f"u{user}", numResults=10)[
             "itemList"
