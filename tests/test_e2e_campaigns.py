@@ -21,6 +21,8 @@ from test_e2e_solutions import (  # noqa: F401 - `group` is a fixture
 
 from openpersonalize.testing.server import wait_for_status
 
+# When the tests' events happened: after every imported one (a fixed time, not the clock's).
+STREAMED_AT = datetime(2024, 1, 2, 12, 0, tzinfo=UTC)
 GENRE = {line.split(",")[0]: line.split(",")[2] for line in items_csv().splitlines()[1:]}
 
 
@@ -282,7 +284,7 @@ def test_events_change_the_next_answer(
         userId="u8",
         sessionId="s-1",
         eventList=[
-            {"eventType": "click", "itemId": item, "sentAt": datetime.now(UTC)} for item in clicked
+            {"eventType": "click", "itemId": item, "sentAt": STREAMED_AT} for item in clicked
         ],
     )
     after = [
@@ -296,7 +298,7 @@ def test_events_change_the_next_answer(
         userId="visitor-1",
         sessionId="s-2",
         eventList=[
-            {"eventType": "click", "itemId": item, "sentAt": time.time()} for item in group3[:8]
+            {"eventType": "click", "itemId": item, "sentAt": STREAMED_AT} for item in group3[:8]
         ][:10],
     )
     visitor = [
@@ -308,7 +310,7 @@ def test_events_change_the_next_answer(
         events.put_events(
             trackingId="no-such-tracker",
             sessionId="s",
-            eventList=[{"eventType": "click", "itemId": "c1", "sentAt": time.time()}],
+            eventList=[{"eventType": "click", "itemId": "c1", "sentAt": STREAMED_AT}],
         )
     assert error_code(caught.value) == "InvalidInputException"
     with pytest.raises(ClientError) as caught:
@@ -319,7 +321,7 @@ def test_events_change_the_next_answer(
                 {
                     "eventType": "click",
                     "itemId": "c1",
-                    "sentAt": time.time(),
+                    "sentAt": STREAMED_AT,
                     "properties": '{"userId": "x"}',
                 }
             ],
