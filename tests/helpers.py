@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from typing import Any
 
 import pyarrow as pa
+import pytest
 
 from openpersonalize.data.importer import read_dataset
 from openpersonalize.store.blobs import BlobStore
@@ -82,3 +84,13 @@ def run_import(
 
 def error_code(error: Exception) -> str:
     return error.response["Error"]["Code"]  # type: ignore[attr-defined]
+
+
+def require_service(available: bool, reason: str) -> None:
+    """Skip a test whose service (a binary, a package) is missing; under CI=true fail instead,
+    because `make test` installs everything its tests need there."""
+    if available:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: `make test` should have installed it)")
+    pytest.skip(reason)

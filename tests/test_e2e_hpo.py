@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import active_dataset, active_group, run_import, schema, unique
+from helpers import active_dataset, active_group, require_service, run_import, schema, unique
 from test_e2e_blob_store import CREDENTIALS, PREFIX, STORE, keys_under, s3_client
 from test_e2e_campaigns import deploy
 from test_e2e_imports import moto_s3  # noqa: F401 - a fixture
@@ -281,8 +281,10 @@ def test_stop_during_hpo_leaves_no_trial_process(server, personalize, group) -> 
 
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    if importlib.util.find_spec("ray") is None:
-        pytest.skip("ray is not installed (pip install -e '.[ray]')")
+    require_service(
+        importlib.util.find_spec("ray") is not None,
+        "ray is not installed (pip install -e '.[ray]')",
+    )
     temp_dir = tmp_path_factory.mktemp("ray")
     port = free_port()
     command = [

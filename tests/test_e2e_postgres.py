@@ -6,6 +6,7 @@ PostgreSQL's server binaries; skipped with a reason otherwise.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import active_dataset, active_group, run_import, schema
+from helpers import active_dataset, active_group, require_service, run_import, schema
 
 from openpersonalize.testing.server import ServerProcess, free_port
 
@@ -32,11 +33,14 @@ def _as_postgres(command: list[str]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    if INITDB is None:
-        pytest.skip("PostgreSQL server binaries (initdb) are not installed")
-    pytest.importorskip("psycopg")
-    if os.geteuid() == 0 and shutil.which("runuser") is None:
-        pytest.skip("running as root without runuser to drop privileges for PostgreSQL")
+    require_service(INITDB is not None, "PostgreSQL server binaries (initdb) are not installed")
+    require_service(
+        importlib.util.find_spec("psycopg") is not None, "psycopg is not installed"
+    )
+    require_service(
+        os.geteuid() != 0 or shutil.which("runuser") is not None,
+        "running as root without runuser to drop privileges for PostgreSQL",
+    )
     bin_dir = Path(INITDB).resolve().parent
     # Not under pytest's tmp dir: that is private to root, and PostgreSQL runs as postgres.
     root = Path(tempfile.mkdtemp(prefix="openpersonalize-pg-"))
