@@ -253,6 +253,8 @@ def parse_schema(text: str, domain: str | None = None) -> Schema:
     _check_domain(domain)
     try:
         doc = json.loads(text)
+    except RecursionError:
+        raise _invalid("The schema is nested too deeply to be an Avro record") from None
     except (TypeError, ValueError) as exc:
         raise _invalid(f"The schema is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):

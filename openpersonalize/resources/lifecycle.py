@@ -352,11 +352,14 @@ def _decode_token(token: str | None, scope: str) -> int:
         return 0
     try:
         decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
-        offset = int(decoded["offset"])
+        offset = decoded["offset"]
         token_scope = decoded["scope"]
-    except (ValueError, KeyError, TypeError, binascii.Error) as error:
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError) as error:
         raise InvalidNextTokenException(f"The nextToken {token[:40]!r} is not valid.") from error
-    if token_scope != scope or offset < 0:
+    # Only offsets we could have written: a whole number (not 1e999) the database can skip to.
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < 2**31:
+        raise InvalidNextTokenException(f"The nextToken {token[:40]!r} is not valid.")
+    if token_scope != scope:
         raise InvalidNextTokenException(
             "The nextToken belongs to a different list request; "
             "repeat the request that returned it."

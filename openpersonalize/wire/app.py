@@ -113,20 +113,20 @@ class App:
                     self.context.settings.credentials,
                 )
             operation = _find_operation(scope["method"], scope["path"], headers)
-            arguments = model.validate_input(operation, _decode(body))
             handler = self.table.get((operation.service, operation.name))
             if handler is None:
                 raise InvalidInputException(
                     f"{operation.name} ({operation.service}) is not implemented by "
                     "openpersonalize yet."
                 )
+            call = functools.partial(_validated_call, handler, self.context, operation, body)
             if operation.service == "personalize-runtime":
-                # The hot path is short numpy work: a thread hop would cost more than it saves.
-                result = handler(self.context, arguments)
+                # The hot path is short numpy work: a thread hop would cost more than it saves
+                # (its validation is bounded: lengths first, patterns under a time limit).
+                result = call()
             else:
-                result = await asyncio.get_running_loop().run_in_executor(
-                    None, functools.partial(handler, self.context, arguments)
-                )
+                # Off the event loop, so no request (however malformed) stalls the others.
+                result = await asyncio.get_running_loop().run_in_executor(None, call)
             return _success(operation, model.serialize_output(operation, result), request_id)
         except ServiceError as error:
             return _error(operation, error, request_id)
@@ -139,6 +139,15 @@ class App:
                 ),
                 request_id,
             )
+
+
+def _validated_call(
+    handler: Callable[[Context, dict[str, Any]], dict[str, Any] | None],
+    context: Context,
+    operation: model.Operation,
+    body: bytes,
+) -> dict[str, Any] | None:
+    return handler(context, model.validate_input(operation, _decode(body)))
 
 
 def create_app(
@@ -173,6 +182,10 @@ def _headers(scope: Scope) -> dict[str, str]:
 def _find_operation(method: str, path: str, headers: dict[str, str]) -> model.Operation:
     target = headers.get("x-amz-target")
     if target:
+        if method != "POST":  # the JSON 1.1 protocol is POST only, as botocore's model says
+            raise UnknownOperationException(
+                f"{method} is not a method of the AWS JSON 1.1 protocol; send {target} as POST."
+            )
         prefix, _, name = target.partition(".")
         operation = model.operations().get(("personalize", name))
         if prefix != TARGET_PREFIX or operation is None:

@@ -228,8 +228,11 @@ def _string(shape: Shape) -> Validator:
         if not isinstance(value, str):
             problems.append(_type_problem(value, path, "a string"))
             return None
+        before = len(problems)
         _check_length(value, shape, path, problems, "length")
-        if compiled_pattern is not None and not compiled_pattern.fullmatch(value):
+        if len(problems) > before:
+            return value  # too long (or short) already: a pattern check could only cost time
+        if compiled_pattern is not None and not _matches(compiled_pattern, value):
             problems.append(
                 f"Value {_show(value)} at '{_at(path)}' failed to satisfy constraint: "
                 f"Member must satisfy regular expression pattern: {pattern}"
@@ -242,6 +245,18 @@ def _string(shape: Shape) -> Validator:
         return value
 
     return validate
+
+
+PATTERN_SECONDS = 0.05  # a model pattern that backtracks on some input gives up this soon
+
+
+def _matches(pattern: regex.Pattern[str], value: str) -> bool:
+    """Whole-value match that cannot stall a request: a pattern still running after
+    PATTERN_SECONDS counts as not matched (the value is malformed for every model pattern)."""
+    try:
+        return pattern.fullmatch(value, timeout=PATTERN_SECONDS) is not None
+    except TimeoutError:
+        return False
 
 
 def _number(shape: Shape, *, integral: bool) -> Validator:
@@ -280,7 +295,11 @@ def _boolean(value: Any, path: str, problems: list[str]) -> Any:
 def _timestamp(value: Any, path: str, problems: list[str]) -> Any:
     """Both JSON protocols send timestamps as epoch seconds; accept ISO 8601 text too."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return dt.datetime.fromtimestamp(value, dt.UTC)
+        try:  # a datetime holds years 1 to 9999; 1e20 seconds is not a time
+            return dt.datetime.fromtimestamp(value, dt.UTC)
+        except (OverflowError, OSError, ValueError):
+            problems.append(_type_problem(value, path, "a timestamp between years 1 and 9999"))
+            return None
     if isinstance(value, str):
         try:
             parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
