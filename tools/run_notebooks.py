@@ -95,6 +95,12 @@ ENVIRONMENT = [
         "as `pd.concat`. Nothing to do with Personalize.",
     ),
     (
+        "Faker",
+        "the `notebooks` extra pins Faker < 20: Faker 20 made `unix_time()` return a float, "
+        "and automatic_context writes it into TIMESTAMP and CREATION_TIMESTAMP, which its "
+        "schema declares `long` (the import then fails on `1788502488.97`).",
+    ),
+    (
         "Working folder",
         "each notebook runs in a copy of its folder in the samples checkout; notebooks of one "
         "folder share it, and `%store` shares one IPython profile, as on one SageMaker "
@@ -111,6 +117,58 @@ UNAVAILABLE: dict[str, list[str]] = {
         "(items with GENRES and creation_timestamp)",
     ],
 }
+
+EXPLORATION = (
+    "next_steps/core_use_cases/user_personalization/user-personalization-with-exploration.ipynb"
+)
+
+
+def exploration_stand_in(datasets: Path) -> dict[str, dict[str, bytes]]:
+    """--stand-in: made-up versions of the exploration notebook's two S3 objects, from ml-100k
+    (the columns the notebook reads; the originals' contents are unknown). bucket -> key -> bytes.
+    """
+    import calendar
+    import csv
+    import io
+    import random
+
+    rng = random.Random(0)
+    source = datasets / "ml-100k"
+    genres = [line.split("|")[0] for line in (source / "u.genre").read_text().splitlines() if line]
+    items = io.StringIO()
+    writer = csv.writer(items)
+    writer.writerow(["ITEM_ID", "GENRES", "creation_timestamp"])
+    catalog = []
+    months = {name: number for number, name in enumerate(calendar.month_abbr) if name}
+    for line in (source / "u.item").read_text(encoding="latin-1").splitlines():
+        fields = line.split("|")
+        flags = [genres[i] for i, flag in enumerate(fields[5:24]) if flag == "1"]
+        released = fields[2]  # 01-Jan-1995, or empty
+        created = 788918400
+        if released:
+            day, month, year = released.split("-")
+            created = calendar.timegm((int(year), months[month], int(day), 0, 0, 0))
+        writer.writerow([fields[0], "|".join(flags) or "unknown", created])
+        catalog.append(fields[0])
+    interactions = io.StringIO()
+    writer = csv.writer(interactions)
+    writer.writerow(["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "IMPRESSION"])
+    for line in (source / "u.data").read_text().splitlines():
+        user, item, rating, timestamp = line.split("\t")
+        shown = [item, *rng.sample(catalog, 4)]
+        rng.shuffle(shown)
+        event = "click" if int(rating) >= 4 else "view"
+        writer.writerow([user, item, timestamp, event, "|".join(shown)])
+    prefix = "sample-dataset/"
+    return {
+        "personalize-cli-json-models": {
+            prefix + "interactions-sample.csv": interactions.getvalue().encode(),
+            prefix + "items-with-creation-timestamp-sample.csv": items.getvalue().encode(),
+        }
+    }
+
+
+STAND_INS = {EXPLORATION: exploration_stand_in}
 
 # Notebook-level fixes, applied to the cell's source in memory before it runs: only for faults
 # that have nothing to do with Personalize. (notebook, code cell number, old text, new text, why)
@@ -616,18 +674,23 @@ def aws_environment(moto_url: str, server_url: str, root: Path) -> dict[str, str
     return environment
 
 
-def provision(environment: dict[str, str]) -> None:
-    """Create in moto what the samples' CloudFormation templates create for their notebooks."""
+def moto_client(environment: dict[str, str], service: str) -> Any:
     import boto3
 
+    return boto3.client(
+        service,
+        endpoint_url=environment["AWS_ENDPOINT_URL"],
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def provision(environment: dict[str, str]) -> None:
+    """Create in moto what the samples' CloudFormation templates create for their notebooks."""
+
     def client(service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=environment["AWS_ENDPOINT_URL"],
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        return moto_client(environment, service)
 
     # getting_started/personalize_getting_started.yaml: bucket, role, SSM parameters.
     bucket = f"personalize-getting-started-{ACCOUNT_ID}"
@@ -817,7 +880,14 @@ def run_notebook(
     result.update(total=len(cells), run=0, notes=[])
     if relative in UNAVAILABLE:
         result.update(status="needs data", needs=UNAVAILABLE[relative])
-        return result
+        if not (args.stand_in and relative in STAND_INS):
+            return result
+        s3 = moto_client(environment, "s3")
+        for bucket, objects in STAND_INS[relative](args.datasets.resolve()).items():
+            s3.create_bucket(Bucket=bucket)
+            for key, body in objects.items():
+                s3.put_object(Bucket=bucket, Key=key, Body=body)
+        result["stand_in"] = {"run": 0, "failures": []}
     for name, number, old, new, why in PATCHES:
         if name != relative:
             continue
@@ -858,6 +928,7 @@ def run_notebook(
         resources={"metadata": {"path": str(folder)}},
         allow_errors=False,
     )
+    outcome = result.get("stand_in", result)  # where cells run and failures are counted
     started = time.monotonic()
     server_log = root / "server" / "server.log"
     log_offset = server_log.stat().st_size if server_log.exists() else 0
@@ -868,15 +939,15 @@ def run_notebook(
                 print(f"  [{number}/{len(cells)}] {first}", flush=True)
                 try:
                     client.execute_cell(cell, index)
-                    if not result["failures"]:
-                        result["run"] = number
+                    if not outcome["failures"]:
+                        outcome["run"] = number
                 except CellExecutionError as error:
                     failure = {
                         "cell": number,
                         "exception": error.ename,
                         "message": one_line(error.evalue),
                     }
-                    result["failures"].append(failure)
+                    outcome["failures"].append(failure)
                     print(f"    FAILED: {error.ename}: {failure['message']}", flush=True)
                     if not args.keep_going:
                         break
@@ -886,7 +957,7 @@ def run_notebook(
                         "exception": type(error).__name__,
                         "message": one_line(str(error)),
                     }
-                    result["failures"].append(failure)
+                    outcome["failures"].append(failure)
                     print(f"    FAILED: {failure['exception']}: {failure['message']}", flush=True)
                     break
     finally:
@@ -894,7 +965,7 @@ def run_notebook(
         executed.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(notebook, executed)
     result["seconds"] = round(time.monotonic() - started)
-    if not result["failures"]:
+    if not result["failures"] and "stand_in" not in result:
         result["status"] = "passed"
     entries = [json.loads(line) for line in log.read_text().splitlines() if line]
     result["shell"] = [
@@ -919,6 +990,8 @@ def run_notebook(
 # --------------------------------------------------------------------------------------------
 
 RESULTS_MARK = "<!-- results: "
+# Errors of a cell that only uses what a failed earlier cell should have set.
+CONSEQUENCES = {"NameError", "ParamValidationError", "UsageError"}
 
 DOC_HEAD = """\
 # Compatibility: the amazon-personalize-samples notebooks
@@ -952,7 +1025,8 @@ def write_doc(path: Path, results: dict[str, dict[str, Any]], meta: dict[str, An
     names = sorted(results, key=lambda n: (order.get(n, len(order)), n))
     lines = [DOC_HEAD, "## Results", ""]
     lines.append(
-        f"Samples at commit `{meta.get('samples_commit', '?')}`; last run {meta.get('date', '?')}."
+        f"Samples at commit `{meta.get('samples_commit', '?')}`; last run {meta.get('date', '?')}"
+        + (f" with `{' '.join(meta['flags'])}`." if meta.get("flags") else ".")
     )
     lines += ["", "| notebook | cells run / total | first failure |", "|---|---|---|"]
     for name in names:
@@ -960,6 +1034,19 @@ def write_doc(path: Path, results: dict[str, dict[str, Any]], meta: dict[str, An
         if result["status"] == "needs data":
             failure = "not run: needs data (below)"
             cells = f"— / {result['total']}"
+            stand_in = result.get("stand_in")
+            if stand_in:
+                first = stand_in["failures"][0] if stand_in["failures"] else None
+                failure += (
+                    f"; with made-up stand-in data (`--stand-in`) {stand_in['run']} / "
+                    f"{result['total']} ran, "
+                    + (
+                        f"first failure cell {first['cell']}: `{first['exception']}`: "
+                        f"{first['message'].replace('|', '/')}"
+                        if first
+                        else "to the end"
+                    )
+                )
         elif result["status"] == "not found":
             failure, cells = "not in the samples checkout", "—"
         elif result["failures"]:
@@ -978,13 +1065,26 @@ def write_doc(path: Path, results: dict[str, dict[str, Any]], meta: dict[str, An
         lines.append(f"### `{name}`")
         lines.append("")
         if result.get("seconds") is not None:
-            lines.append(f"- {result['status']} in {result['seconds']} s")
+            what = "stand-in run" if result.get("stand_in") else result["status"]
+            lines.append(f"- {what} in {result['seconds']} s")
         for need in result.get("needs", []):
             lines.append(f"- needs {need}; no local copy exists")
-        for failure in result["failures"][1:]:
+        later = [
+            ("stand-in run, later", f) for f in result.get("stand_in", {}).get("failures", [])[1:]
+        ] + [("later", f) for f in result["failures"][1:]]
+        consequences = 0
+        for label, failure in later:
+            if failure["exception"] in CONSEQUENCES:
+                consequences += 1
+                continue
             lines.append(
-                f"- later failure, cell {failure['cell']}: `{failure['exception']}`: "
+                f"- {label} failure, cell {failure['cell']}: `{failure['exception']}`: "
                 f"{failure['message']}"
+            )
+        if consequences:
+            lines.append(
+                f"- and {consequences} later failure(s) that follow from earlier ones "
+                f"({', '.join(sorted(CONSEQUENCES))}: a name or ARN an earlier cell did not set)"
             )
         for entry in result.get("shell", []):
             lines.append(f"- shell `{entry['line']}`: {entry['kind']} ({entry['detail']})")
@@ -1058,6 +1158,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cell-timeout", type=int, default=900)
     parser.add_argument("--sleep-scale", type=float, default=1 / 60)
     parser.add_argument("--sleep-cap", type=float, default=1.0)
+    parser.add_argument(
+        "--stand-in",
+        action="store_true",
+        help="run a notebook whose data is not to be had on made-up data (reported apart, "
+        "never counted as run)",
+    )
     parser.add_argument(
         "--keep-going", action="store_true", help="run the cells after a failing one too"
     )
@@ -1135,7 +1241,10 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
         moto.stop()
 
-    meta = {"samples_commit": commit, "date": time.strftime("%Y-%m-%d")}
+    flags = [
+        f for f, on in (("--keep-going", args.keep_going), ("--stand-in", args.stand_in)) if on
+    ]
+    meta = {"samples_commit": commit, "date": time.strftime("%Y-%m-%d"), "flags": flags}
     if args.no_write:
         print(json.dumps(results, indent=2))
     else:
