@@ -30,14 +30,21 @@ class Objective:
     """Per item code: the raw attribute (the reward) and its standardized log value."""
 
     rewards: np.ndarray  # float64 per item code, 0 where the attribute is missing or negative
-    boost: np.ndarray  # float32 per item code: weight x standardized log1p(reward)
+    boost: np.ndarray  # float32 per item code: weight x standardized signed log1p(value)
 
     @classmethod
     def from_metadata(cls, item_metadata: pa.Table, column: str, sensitivity: str) -> Objective:
-        values = item_metadata.column(column)
-        rewards = pc.fill_null(pc.cast(values, pa.float64()), 0.0).to_numpy(zero_copy_only=False)
-        rewards = np.clip(np.nan_to_num(rewards, nan=0.0), 0.0, None)
-        logged = np.log1p(rewards)
+        """The boost favours higher values of any sign, as the service does: negating an
+        attribute (a cost such as a royalty) makes the objective minimize it. A missing value
+        counts as 0, or as the lowest value when some are below 0."""
+        values = pc.cast(item_metadata.column(column), pa.float64())
+        raw = pc.fill_null(values, np.nan).to_numpy(zero_copy_only=False)
+        raw = np.where(np.isfinite(raw), raw, np.nan)
+        present = raw[~np.isnan(raw)]
+        floor = min(0.0, float(present.min())) if present.size else 0.0
+        filled = np.where(np.isnan(raw), floor, raw)
+        rewards = np.clip(filled, 0.0, None)
+        logged = np.sign(filled) * np.log1p(np.abs(filled))
         spread = float(logged.std()) or 1.0
         standardized = (logged - logged.mean()) / spread
         weight = SENSITIVITY_WEIGHTS[sensitivity]
