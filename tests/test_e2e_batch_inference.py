@@ -17,6 +17,7 @@ from test_e2e_solutions import (  # noqa: F401 - `group` is a fixture
     group,
     interactions_csv,
     items_csv,
+    seen_items,
     train,
 )
 
@@ -26,14 +27,6 @@ RANKING = "arn:aws:personalize:::recipe/aws-personalized-ranking"
 ROLE = "arn:aws:iam::000000000000:role/PersonalizeBatchRole"
 BUCKET = "batch"
 GENRE = {line.split(",")[0]: line.split(",")[2] for line in items_csv().splitlines()[1:]}
-
-
-def seen_items() -> dict[str, set[str]]:
-    seen: dict[str, set[str]] = {}
-    for line in interactions_csv().splitlines()[1:]:
-        user, item = line.split(",")[:2]
-        seen.setdefault(user, set()).add(item)
-    return seen
 
 
 def write_input(s3_root: Path, key: str, lines: list[Any]) -> str:

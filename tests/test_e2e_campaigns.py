@@ -16,6 +16,7 @@ from test_e2e_solutions import (  # noqa: F401 - `group` is a fixture
     create_solution,
     group,
     items_csv,
+    seen_items,
     train,
 )
 
@@ -60,16 +61,6 @@ def unseen(personalize, group) -> str:  # type: ignore[no-untyped-def]  # noqa: 
         datasetGroupArn=group["group"],
         filterExpression='EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("*")',
     )["filterArn"]
-
-
-def seen_by_user() -> dict[str, set[str]]:
-    from test_e2e_solutions import interactions_csv
-
-    seen: dict[str, set[str]] = {}
-    for line in interactions_csv().splitlines()[1:]:
-        user, item = line.split(",")[:2]
-        seen.setdefault(user, set()).add(item)
-    return seen
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +109,7 @@ def test_campaign_lifecycle_and_validation(personalize, trained, group) -> None:
 def test_recommendations_are_personal_and_filters_decide_on_seen_items(  # type: ignore[no-untyped-def]
     runtime, trained, unseen
 ) -> None:
-    seen = seen_by_user()
+    seen = seen_items()
     # Custom recipes recommend what the user interacted with like anything else, as the
     # service does; the guide's EXCLUDE filter leaves it out.
     unfiltered = recommend(runtime, trained["campaign"], "u4")
@@ -166,7 +157,7 @@ def test_personalized_ranking(runtime, trained) -> None:  # type: ignore[no-unty
 
 
 def test_interaction_filters_read_the_users_history(personalize, runtime, trained, group) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    seen = seen_by_user()
+    seen = seen_items()
     purchases: dict[str, set[str]] = {}
     from test_e2e_solutions import interactions_csv
 

@@ -60,6 +60,15 @@ def interactions_csv(seed: int = 0) -> str:
     return HEADER + "\n".join(rows) + "\n"
 
 
+def seen_items(seed: int = 0) -> dict[str, set[str]]:
+    """The items each user of interactions_csv(seed) interacted with."""
+    seen: dict[str, set[str]] = {}
+    for line in interactions_csv(seed).splitlines()[1:]:
+        user, item = line.split(",")[:2]
+        seen.setdefault(user, set()).add(item)
+    return seen
+
+
 def items_csv() -> str:
     ids = [f"c{i}" for i in range(100)] + [f"p{i}" for i in range(50)] + ["new1", "new2"]
     return "ITEM_ID,PRICE,GENRE\n" + "".join(
