@@ -1010,13 +1010,15 @@ own storage is listed with what it needs and not run.
 git clone https://github.com/aws-samples/amazon-personalize-samples /tmp/personalize-samples
 git clone https://github.com/aws-samples/retail-demo-store /tmp/retail-demo-store  # a helper
 .venv/bin/python tools/run_notebooks.py --samples /tmp/personalize-samples \\
-    --retail-demo-store /tmp/retail-demo-store            # [NOTEBOOK ...] to run a few
+    --retail-demo-store /tmp/retail-demo-store --keep-going --stand-in  # [NOTEBOOK ...]
 ```
 
 Data comes from `../shared/datasets` (`--datasets`): MovieLens ml-100k and ml-latest-small,
 and the Retail Demo Store CSVs. `--keep-going` runs the cells after a failure too (every
-failure is then listed below); `--work-dir DIR` keeps the executed notebooks, the servers'
-logs and each notebook's working folder.
+failure is then listed below); `--stand-in` runs a notebook whose data exists only in AWS's
+storage on made-up data of the same columns (reported beside it, never counted as run);
+`--work-dir DIR` keeps the executed notebooks, the servers' logs and each notebook's folder.
+Each run takes a few minutes on two cores.
 """
 
 
@@ -1147,17 +1149,25 @@ def main(argv: list[str] | None = None) -> int:
         help="a clone of aws-samples/retail-demo-store (git show serves the "
         "helper the updating_datasets notebooks download)",
     )
-    parser.add_argument("--output", type=Path, default=REPO_ROOT / "docs" / "compatibility.md")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=REPO_ROOT / "docs" / "compatibility.md",
+        help="the report; rows of notebooks not run this time are kept",
+    )
     parser.add_argument("--no-write", action="store_true", help="print, do not write --output")
     parser.add_argument(
         "--work-dir",
         type=Path,
         default=None,
-        help="keep servers' data, logs and executed notebooks here",
+        help="keep the servers' data and logs, the executed notebooks and each notebook's "
+        "folder here (by default a temporary folder, removed at the end)",
     )
-    parser.add_argument("--cell-timeout", type=int, default=900)
-    parser.add_argument("--sleep-scale", type=float, default=1 / 60)
-    parser.add_argument("--sleep-cap", type=float, default=1.0)
+    parser.add_argument("--cell-timeout", type=int, default=900, help="seconds per cell")
+    parser.add_argument(
+        "--sleep-scale", type=float, default=1 / 60, help="time.sleep(n) waits n x this..."
+    )
+    parser.add_argument("--sleep-cap", type=float, default=1.0, help="...and at most this")
     parser.add_argument(
         "--stand-in",
         action="store_true",
@@ -1254,7 +1264,7 @@ def main(argv: list[str] | None = None) -> int:
         write_doc(args.output, merged, meta)
         print(f"wrote {args.output}")
     if args.work_dir is None:
-        print(f"(work folder {root} kept for inspection; remove it when done)")
+        shutil.rmtree(root, ignore_errors=True)  # --work-dir keeps it
     return 0 if all(r["status"] == "passed" for r in results.values()) else 1
 
 
