@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import UTC, datetime
@@ -297,6 +298,18 @@ def test_events_change_the_next_answer(
         for entry in recommend(runtime, trained["campaign"], "visitor-1", numResults=5)
     ]
     assert sum(taste_group(item) == 3 for item in visitor) >= 3, visitor
+    # Older sample code names the item in properties ({"itemId": ...}) rather than a member.
+    top = recommend(runtime, trained["campaign"], "u9", filterArn=unseen)[0]["itemId"]
+    events.put_events(
+        trackingId=created["trackingId"],
+        userId="u9",
+        sessionId="s-3",
+        eventList=[
+            {"eventType": "click", "sentAt": STREAMED_AT, "properties": json.dumps({"itemId": top})}
+        ],
+    )
+    later = recommend(runtime, trained["campaign"], "u9", filterArn=unseen)
+    assert top not in {entry["itemId"] for entry in later}
     with pytest.raises(ClientError) as caught:
         events.put_events(
             trackingId="no-such-tracker",

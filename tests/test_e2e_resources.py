@@ -265,3 +265,24 @@ def test_tags(personalize) -> None:  # type: ignore[no-untyped-def]
     assert personalize.list_tags_for_resource(resourceArn=schema_arn)["tags"] == [
         {"tagKey": "a", "tagValue": "b"}
     ]
+
+
+def test_group_deleted_right_after_its_tracker(personalize) -> None:  # type: ignore[no-untyped-def]
+    # Cleanup code deletes the tracker and then the group without waiting; the service takes
+    # it, and both go.
+    group = active_group(personalize)
+    tracker = personalize.create_event_tracker(name=unique("tracker"), datasetGroupArn=group)
+    personalize.delete_event_tracker(eventTrackerArn=tracker["eventTrackerArn"])
+    personalize.delete_dataset_group(datasetGroupArn=group)
+    for _ in range(200):
+        try:
+            personalize.describe_dataset_group(datasetGroupArn=group)
+        except ClientError as error:
+            assert error_code(error) == "ResourceNotFoundException"
+            break
+        threading.Event().wait(0.05)
+    else:
+        raise AssertionError("the dataset group was never deleted")
+    with pytest.raises(ClientError) as caught:
+        personalize.describe_event_tracker(eventTrackerArn=tracker["eventTrackerArn"])
+    assert error_code(caught.value) == "ResourceNotFoundException"

@@ -37,8 +37,15 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _refuse_if_not_empty(session: Session, row: ResourceRow) -> None:
+    # Children already being deleted do not count: user code deletes the tracker, then the
+    # group, without waiting (their delete jobs run first, in the order they were asked for).
     children = session.scalars(
-        select(ResourceRow.arn).where(ResourceRow.parent_arn == row.arn).limit(3)
+        select(ResourceRow.arn)
+        .where(
+            ResourceRow.parent_arn == row.arn,
+            ResourceRow.status.is_(None) | ResourceRow.status.not_in(lifecycle.DELETING),
+        )
+        .limit(3)
     ).all()
     if children:
         raise ResourceInUseException(

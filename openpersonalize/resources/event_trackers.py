@@ -4,6 +4,7 @@ PutEvents appends to the Interactions data; PutItems / PutUsers add or replace r
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from typing import Any
 
@@ -131,9 +132,9 @@ def put_events(context: Context, request: dict[str, Any]) -> dict[str, Any]:
                     tracking_id=request["trackingId"],
                     user_id=request.get("userId") or request["sessionId"],
                     session_id=request["sessionId"],
-                    item_id=event.get("itemId"),
+                    item_id=event.get("itemId") or _from_properties(properties, "ITEM_ID"),
                     event_type=event["eventType"],
-                    event_value=event.get("eventValue"),
+                    event_value=_event_value(event, properties),
                     timestamp=event["sentAt"].timestamp(),
                     event_id=event.get("eventId"),
                     recommendation_id=event.get("recommendationId"),
@@ -147,6 +148,27 @@ def put_events(context: Context, request: dict[str, Any]) -> dict[str, Any]:
 
     EVENT_USERS.add(interactions.arn, {row.user_id for row in rows})  # after the commit
     return {}
+
+
+def _from_properties(properties: dict[str, Any], field: str) -> Any:
+    """A field given in `properties` (camelCase, as older sample code sends `itemId`)."""
+    wanted = field.replace("_", "").lower()
+    return next((v for k, v in properties.items() if k.replace("_", "").lower() == wanted), None)
+
+
+def _event_value(event: dict[str, Any], properties: dict[str, Any]) -> float | None:
+    value = event.get("eventValue")
+    if value is None:
+        value = _from_properties(properties, "EVENT_VALUE")
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise InvalidInputException(f"eventValue {value!r} in properties is not a number.")
+    return number
 
 
 def _dataset_of_type(session: Session, group_arn: str, dataset_type: str) -> ResourceRow | None:
