@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from openpersonalize.data.interactions import InteractionData
+from openpersonalize.recipes import hrnn
 from openpersonalize.recipes.base import Model
 from openpersonalize.recipes.hrnn import HRNNColdstartModel, HRNNMetadataModel, HRNNModel
 from openpersonalize.testing.conformance import (
@@ -21,6 +23,7 @@ from openpersonalize.testing.conformance import (
 )
 
 N_GROUPS = 4
+DAY = 86_400
 TINY = dict(
     hidden_dimension=16, bptt=10, epochs=3, min_steps=100, learning_rate=0.02, batch_size=32
 )
@@ -129,7 +132,9 @@ def test_without_coldstart_cold_items_rank_low(data: InteractionData) -> None:
     assert lifted[matching].mean() < 0.5 * sunk[matching].mean()
 
 
-def test_cold_items_by_interactions_and_recency(data: InteractionData) -> None:
+def test_cold_items_by_interactions_and_recency(
+    data: InteractionData, monkeypatch: pytest.MonkeyPatch
+) -> None:
     counts = np.bincount(data.items, minlength=data.n_items)
     # Item 5 arrives ten days after the rest (the synthetic events span about two days).
     late = replace(data, timestamps=np.where(data.items == 5, 864_000, 0) + data.timestamps)
@@ -141,8 +146,16 @@ def test_cold_items_by_interactions_and_recency(data: InteractionData) -> None:
     np.testing.assert_array_equal(too_many.cold_items(late), counts == 0)
     forever = HRNNColdstartModel(cold_start_max_interactions=3, cold_start_max_duration=1e9)
     np.testing.assert_array_equal(forever.cold_items(data), counts <= 3)
-    now = HRNNColdstartModel(cold_start_relative_from="currentTime")
-    np.testing.assert_array_equal(now.cold_items(data), counts == 0)  # the events are from 2020
+
+    # currentTime: recency counts back from the clock, which the test sets (not the wall's):
+    # a day after item 5 arrived it is still new; a month after, nothing is.
+    newest = float(late.timestamps.max())
+    for clock, cold in ((newest + DAY, expected), (newest + 30 * DAY, counts == 0)):
+        monkeypatch.setattr(hrnn, "time", SimpleNamespace(time=lambda clock=clock: clock))
+        few = HRNNColdstartModel(
+            cold_start_max_interactions=int(counts[5]), cold_start_relative_from="currentTime"
+        )
+        np.testing.assert_array_equal(few.cold_items(late), cold)
 
 
 def test_metadata_changes_the_model_and_plain_hrnn_ignores_it(data: InteractionData) -> None:
