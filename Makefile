@@ -20,8 +20,10 @@ serve: $(STAMP)
 # What the tests need beside Python packages: PostgreSQL's server binaries, for the
 # PostgreSQL e2e test (Debian's package, where apt-get runs as root; under CI=true that test
 # fails rather than skips when they are missing). Fast when already installed.
+# PG_INITDB: where Debian's package puts initdb (a path that is not there forces the install).
+PG_INITDB ?= /usr/lib/postgresql/*/bin/initdb
 services:
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then \
+	@if ! ls $(PG_INITDB) >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	    echo "installing PostgreSQL (Debian package postgresql) for the PostgreSQL test"; \
 	    export DEBIAN_FRONTEND=noninteractive; \

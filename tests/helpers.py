@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import uuid
@@ -88,9 +89,21 @@ def error_code(error: Exception) -> str:
 
 def require_service(available: bool, reason: str) -> None:
     """Skip a test whose service (a binary, a package) is missing; under CI=true fail instead,
-    because `make test` installs everything its tests need there."""
+    because `make test` installs everything its tests need there.
+
+    The one rule for every such test. Tests of the real data sets in ../shared/datasets are
+    the exception: they skip even in CI, where a clean clone has no ../shared.
+    """
     if available:
         return
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason} (CI=true: `make test` should have installed it)")
     pytest.skip(reason)
+
+
+def require_moto_server() -> None:
+    """moto's S3-compatible server (`python -m moto.server`), the tests' real S3 endpoint."""
+    require_service(
+        all(importlib.util.find_spec(name) is not None for name in ("moto", "flask", "flask_cors")),
+        "moto's server is not installed (pip install 'moto[server]')",
+    )

@@ -18,6 +18,7 @@ from helpers import (
     active_dataset,
     active_group,
     error_code,
+    require_moto_server,
     run_import,
     schema,
 )
@@ -167,6 +168,7 @@ def test_missing_file_and_bad_requests(personalize, interactions: str) -> None: 
 @pytest.fixture(scope="module")
 def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real S3-compatible endpoint: moto's server, as a subprocess on loopback."""
+    require_moto_server()
     port = free_port()
     log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(

@@ -14,7 +14,7 @@ import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import read_files
+from helpers import read_files, require_moto_server
 
 from openpersonalize.data.importer import (
     CsvSource,
@@ -401,6 +401,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto's S3 server as a subprocess on loopback; stopped by its pid afterwards."""
+    require_moto_server()
     port = _free_port()
     log_path = tmp_path_factory.mktemp("moto") / "moto.log"
     with log_path.open("wb") as log:
