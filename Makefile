@@ -34,6 +34,17 @@ services:
 	    echo "PostgreSQL server binaries missing; its test will skip (or fail under CI=true)"; \
 	  fi; \
 	fi
+	@if ! /usr/bin/aws --version 2>/dev/null | grep -q '^aws-cli/2'; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing the AWS CLI v2 (Debian package awscli) for the CLI workflow test"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q --no-install-recommends awscli >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends awscli >/dev/null; } || \
+	      echo "could not install awscli; its test will skip (or fail under CI=true)"; \
+	  else \
+	    echo "AWS CLI v2 missing; its test will skip (or fail under CI=true)"; \
+	  fi; \
+	fi
 
 test: $(STAMP) services
 	$(BIN)/ruff check .
