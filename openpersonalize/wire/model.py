@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -27,6 +28,17 @@ SERVICES = ("personalize", "personalize-runtime", "personalize-events")
 # A validator checks one value at one path and returns it converted
 # (timestamps to datetimes); problems are appended to the list it is given.
 Validator = Callable[[Any, str, list[str]], Any]
+
+# Past this many problems a validation stops: a list of 100,000 bad elements is answered with
+# the first few, not a 40 MB message that took seconds to build.
+MAX_PROBLEMS = 50
+# The model's "integer" is 32 bits and "long" 64 bits, as the service's (Java) types are.
+INTEGER_RANGE = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+# Timestamps: what a datetime holds, 0001-01-01 to 9999-12-31 (UTC); epoch seconds outside
+# that (1e20, -1e20) are not times.
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+FIRST_SECONDS = (dt.datetime.min.replace(tzinfo=dt.UTC) - _EPOCH).total_seconds()
+LAST_SECONDS = (dt.datetime.max.replace(tzinfo=dt.UTC) - _EPOCH).total_seconds()
 
 
 @cache
@@ -78,10 +90,26 @@ def rest_routes() -> dict[tuple[str, str], Operation]:
     return routes
 
 
+class _Enough(Exception):
+    """Raised by _Problems when MAX_PROBLEMS are found: the validation stops there."""
+
+
+class _Problems(list[str]):
+    def append(self, problem: str) -> None:
+        super().append(problem)
+        if len(self) >= MAX_PROBLEMS:
+            raise _Enough
+
+
 def validate_input(operation: Operation, body: Any) -> dict[str, Any]:
     """Validate a decoded JSON body against the operation's input shape."""
-    problems: list[str] = []
-    value = _validator(operation.service, operation.name)(body, "", problems)
+    problems = _Problems()
+    try:
+        value = _validator(operation.service, operation.name)(body, "", problems)
+    except _Enough:
+        raise InvalidInputException(
+            f"At least {len(problems)} validation errors detected: " + "; ".join(problems)
+        ) from None
     if problems:
         count = len(problems)
         noun = "error" if count == 1 else "errors"
@@ -135,8 +163,14 @@ def _type_problem(value: Any, path: str, expected: str) -> str:
     )
 
 
+# repr() of a 20 MB string copies it, and of a 1,000-deep list overflows the stack: reprlib
+# looks at no more than it shows.
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, 80, 80, 80
+
+
 def _show(value: Any) -> str:
-    text = repr(value)
+    text = _REPR.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -172,18 +206,22 @@ def _structure(shape: Shape, compiled: dict[str, Validator]) -> Validator:
     return structure
 
 
-def _check_length(value: Any, shape: Shape, path: str, problems: list[str], what: str) -> None:
+def _check_length(value: Any, shape: Shape, path: str, problems: list[str], what: str) -> bool:
+    """Whether the length is within the model's bounds (a problem is added where not)."""
     low, high = shape.metadata.get("min"), shape.metadata.get("max")
     if low is not None and len(value) < low:
         problems.append(
             f"Value {_show(value)} at '{_at(path)}' failed to satisfy constraint: "
             f"Member must have {what} greater than or equal to {low}"
         )
+        return False
     if high is not None and len(value) > high:
         problems.append(
             f"Value {_show(value)} at '{_at(path)}' failed to satisfy constraint: "
             f"Member must have {what} less than or equal to {high}"
         )
+        return False
+    return True
 
 
 def _list(shape: Shape, compiled: dict[str, Validator]) -> Validator:
@@ -193,7 +231,8 @@ def _list(shape: Shape, compiled: dict[str, Validator]) -> Validator:
         if not isinstance(value, list):
             problems.append(_type_problem(value, path, "a list"))
             return None
-        _check_length(value, shape, path, problems, "length")
+        if not _check_length(value, shape, path, problems, "length"):
+            return None  # one problem per member: its elements are not looked at
         return [element(item, f"{path}.{index + 1}", problems) for index, item in enumerate(value)]
 
     return validate
@@ -207,7 +246,8 @@ def _map(shape: Shape, compiled: dict[str, Validator]) -> Validator:
         if not isinstance(value, dict):
             problems.append(_type_problem(value, path, "a map"))
             return None
-        _check_length(value, shape, path, problems, "length")
+        if not _check_length(value, shape, path, problems, "length"):
+            return None
         return {
             key_validator(key, f"{path}.key", problems): value_validator(
                 item, f"{path}.{key}", problems
@@ -228,9 +268,7 @@ def _string(shape: Shape) -> Validator:
         if not isinstance(value, str):
             problems.append(_type_problem(value, path, "a string"))
             return None
-        before = len(problems)
-        _check_length(value, shape, path, problems, "length")
-        if len(problems) > before:
+        if not _check_length(value, shape, path, problems, "length"):
             return value  # too long (or short) already: a pattern check could only cost time
         if compiled_pattern is not None and not _matches(compiled_pattern, value):
             problems.append(
@@ -261,6 +299,10 @@ def _matches(pattern: regex.Pattern[str], value: str) -> bool:
 
 def _number(shape: Shape, *, integral: bool) -> Validator:
     low, high = shape.metadata.get("min"), shape.metadata.get("max")
+    if shape.type_name in INTEGER_RANGE:
+        smallest, largest = INTEGER_RANGE[shape.type_name]
+        low = smallest if low is None else max(low, smallest)
+        high = largest if high is None else min(high, largest)
 
     def validate(value: Any, path: str, problems: list[str]) -> Any:
         ok_type = int if integral else (int, float)
@@ -293,21 +335,26 @@ def _boolean(value: Any, path: str, problems: list[str]) -> Any:
 
 
 def _timestamp(value: Any, path: str, problems: list[str]) -> Any:
-    """Both JSON protocols send timestamps as epoch seconds; accept ISO 8601 text too."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        try:  # a datetime holds years 1 to 9999; 1e20 seconds is not a time
-            return dt.datetime.fromtimestamp(value, dt.UTC)
-        except (OverflowError, OSError, ValueError):
-            problems.append(_type_problem(value, path, "a timestamp between years 1 and 9999"))
-            return None
-    if isinstance(value, str):
+    """Both JSON protocols send timestamps as epoch seconds; ISO 8601 text is accepted too.
+
+    The rule: a finite number of seconds, or text, naming an instant from 0001-01-01 to
+    9999-12-31 UTC (what a datetime holds); anything else is InvalidInputException."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if math.isfinite(value) and FIRST_SECONDS <= value <= LAST_SECONDS:
+            try:
+                return dt.datetime.fromtimestamp(value, dt.UTC)
+            except (OverflowError, OSError, ValueError):
+                pass  # the last microsecond of year 9999 rounded up
+    elif isinstance(value, str):
         try:
             parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
+            # In UTC: 9999-12-31T23:00-05:00 is in year 10000, which no datetime holds.
+            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+        except (OverflowError, ValueError):
             pass
-        else:
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-    problems.append(_type_problem(value, path, "a timestamp (epoch seconds)"))
+    problems.append(
+        _type_problem(value, path, "a timestamp (epoch seconds) between years 1 and 9999")
+    )
     return None
 
 
