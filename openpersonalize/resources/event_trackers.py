@@ -152,8 +152,8 @@ def put_events(context: Context, request: dict[str, Any]) -> dict[str, Any]:
 
 def _from_properties(properties: dict[str, Any], field: str) -> Any:
     """A field given in `properties` (camelCase, as older sample code sends `itemId`)."""
-    wanted = field.replace("_", "").lower()
-    return next((v for k, v in properties.items() if k.replace("_", "").lower() == wanted), None)
+    wanted = _property_key(field)
+    return next((v for k, v in properties.items() if _property_key(k) == wanted), None)
 
 
 def _event_value(event: dict[str, Any], properties: dict[str, Any]) -> float | None:
@@ -220,11 +220,17 @@ def _upsert(session: Session, values: dict[str, Any]) -> Any:
     )
 
 
+def _property_key(name: str) -> str:
+    """How a properties key and a field name are compared: the service writes fields in
+    camelCase (ITEM_ID is itemId), so without underscores and ignoring case."""
+    return name.replace("_", "").lower()
+
+
 def field_for_property(schema: Schema, key: str) -> str | None:
-    """The schema field a properties key names: the service writes fields in camelCase."""
-    wanted = key.replace("_", "").lower()
+    """The schema field a properties key names."""
+    wanted = _property_key(key)
     for field in schema.fields:
-        if field.name.replace("_", "").lower() == wanted:
+        if _property_key(field.name) == wanted:
             return field.name
     return None
 

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,24 +68,36 @@ class Deployed:
     objective: Objective | None = None  # the solution's optimizationObjective, if any
 
 
+class _Lru:
+    """The `capacity` most recently used values by key; `load` builds a missing one (outside
+    the lock, so one slow load does not hold up the keys already loaded)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._values: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, load: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._values:
+                self._values.move_to_end(key)
+                return self._values[key]
+        value = load()
+        with self._lock:
+            self._values[key] = value
+            while len(self._values) > self.capacity:
+                self._values.popitem(last=False)
+        return value
+
+
 class ModelCache:
     """Loaded models by solution version ARN (a few at a time; arrays are memory-mapped)."""
 
     def __init__(self, capacity: int = 8) -> None:
-        self.capacity = capacity
-        self._models: OrderedDict[str, Deployed] = OrderedDict()
-        self._lock = threading.Lock()
+        self._models = _Lru(capacity)
 
     def get(self, context: Context, version_arn: str) -> Deployed:
-        with self._lock:
-            if version_arn in self._models:
-                self._models.move_to_end(version_arn)
-                return self._models[version_arn]
-        deployed = self._load(context, version_arn)
-        with self._lock:
-            self._models[version_arn] = deployed
-            while len(self._models) > self.capacity:
-                self._models.popitem(last=False)
+        deployed: Deployed = self._models.get(version_arn, lambda: self._load(context, version_arn))
         return deployed
 
     def _load(self, context: Context, version_arn: str) -> Deployed:
@@ -319,9 +332,7 @@ def _recent_events(
         )
 
 
-_HISTORIES: OrderedDict[tuple[str, tuple[str, ...]], history.InteractionHistory] = OrderedDict()
-_HISTORIES_LOCK = threading.Lock()
-MAX_HISTORIES = 4  # models whose users' interaction history is kept in memory
+_HISTORIES = _Lru(capacity=4)  # models whose users' interaction history is kept in memory
 
 
 def _history(
@@ -329,23 +340,20 @@ def _history(
 ) -> history.InteractionHistory:
     """The users' imported interactions for this model, built on first use and again after
     an import replaced the data."""
-    key = (deployed.version_arn, catalog_data.interactions_files)
-    with _HISTORIES_LOCK:
-        if key in _HISTORIES:
-            _HISTORIES.move_to_end(key)
-            return _HISTORIES[key]
-    blobs = context.blobs
-    wanted = ["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE"]
-    tables = []
-    for file_key in catalog_data.interactions_files:
-        names = blobs.parquet_schema(file_key).names
-        tables.append(blobs.read_parquet(file_key, columns=[c for c in wanted if c in names]))
-    table = pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
-    built = history.build(table, deployed.artifacts.item_ids)
-    with _HISTORIES_LOCK:
-        _HISTORIES[key] = built
-        while len(_HISTORIES) > MAX_HISTORIES:
-            _HISTORIES.popitem(last=False)
+
+    def load() -> history.InteractionHistory:
+        blobs = context.blobs
+        wanted = ["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE"]
+        tables = []
+        for file_key in catalog_data.interactions_files:
+            names = blobs.parquet_schema(file_key).names
+            tables.append(blobs.read_parquet(file_key, columns=[c for c in wanted if c in names]))
+        table = pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
+        return history.build(table, deployed.artifacts.item_ids)
+
+    built: history.InteractionHistory = _HISTORIES.get(
+        (deployed.version_arn, catalog_data.interactions_files), load
+    )
     return built
 
 
@@ -360,9 +368,8 @@ def _compiled_filter(
                     f"The filter {filter_arn} belongs to another dataset group than the campaign."
                 )
             expression = row.attributes["filterExpression"]
-            group_schemas = filters.group_schemas(session, deployed.dataset_group_arn)
         return CompiledFilter(
-            resolve_fields(parse_filter(expression), group_schemas),
+            resolve_fields(parse_filter(expression), catalog_data.schemas),
             deployed.artifacts.item_ids,
             catalog_data.item_metadata,
             catalog_data.categorical,
