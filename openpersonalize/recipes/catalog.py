@@ -25,6 +25,7 @@ __all__ = [
     "RECIPES",
     "HyperParameter",
     "Recipe",
+    "UseCase",
     "check_hyperparameters",
     "convert",
     "describe_algorithm",
@@ -36,6 +37,7 @@ __all__ = [
     "recipe_by_feature_transformation",
     "recipe_summary",
     "resolve_hyperparameters",
+    "solution_recipe",
     "search_space",
 ]
 
@@ -127,6 +129,25 @@ class HyperParameter:
         return f"[{low}, {high}]"
 
 
+PERSONALIZED, RELATED, POPULAR, TRENDING = "personalized", "related", "popular", "trending"
+
+
+@dataclass(frozen=True)
+class UseCase:
+    """What a domain use case (a recommender's recipe) needs and does, as the guide lists it.
+
+    The model is the recipe's; this says which events it learns from, which IDs a request
+    must give, and which of the user's items it leaves out before any filter runs.
+    """
+
+    domain: str  # ECOMMERCE | VIDEO_ON_DEMAND
+    style: str  # PERSONALIZED | RELATED | POPULAR | TRENDING
+    event_type: str | None  # trains on these events only, and needs >= 1000 of them
+    excluded_event_type: str | None = None  # the user's items with these events are left out
+    user_required: bool = True  # False: userId only when a filter reads the user
+    needs_items: bool = False  # trains on the Items dataset too, which must exist
+
+
 @dataclass(frozen=True)
 class Recipe:
     """A predefined recipe: algorithm, feature transformation, hyperparameter specs, model."""
@@ -139,6 +160,18 @@ class Recipe:
     hyperparameters: tuple[HyperParameter, ...]
     model: str | None  # "module:Class" of its Model; None = not trainable yet
     missing: str = ""  # for model None: what is missing, shown in the error
+    use_case: UseCase | None = None  # set for the domain use cases that recommenders use
+
+    @property
+    def domain(self) -> str | None:
+        return self.use_case.domain if self.use_case else None
+
+    @property
+    def explores(self) -> bool:
+        """Mixes new (cold) items into the list, as itemExplorationConfig says."""
+        if self.use_case is not None:
+            return self.use_case.style == PERSONALIZED
+        return self.name in ("aws-user-personalization", "aws-user-personalization-v2")
 
     @property
     def arn(self) -> str:
@@ -398,9 +431,100 @@ _ALL: tuple[Recipe, ...] = (
     ),
 )
 
+
+def _use_case(
+    name: str,
+    description: str,
+    model_recipe: str,
+    use_case: UseCase,
+    model: str | None = None,
+) -> Recipe:
+    """A domain use case on the model of one of the recipes above (or its own `model`)."""
+    base = next(recipe for recipe in _ALL if recipe.name == model_recipe)
+    recipe_type = _RELATED_ITEMS if use_case.style == RELATED else _USER_PERSONALIZATION
+    return Recipe(
+        name,
+        recipe_type,
+        description,
+        base.algorithm,
+        None,
+        (),
+        model or base.model,
+        use_case=use_case,
+    )
+
+
+_ECOMMERCE, _VOD = "ECOMMERCE", "VIDEO_ON_DEMAND"
+# The ten use cases; the guide's table of what each returns, needs and leaves out (spec §2.3).
+_USE_CASES: tuple[Recipe, ...] = (
+    _use_case(
+        "aws-vod-top-picks",
+        "Top picks for you: personalized videos for a user, updated with their latest events.",
+        "aws-user-personalization-v2",
+        UseCase(_VOD, PERSONALIZED, None, excluded_event_type="Watch"),
+    ),
+    _use_case(
+        "aws-vod-because-you-watched-x",
+        "Because you watched X: videos that other users who watched a given video also watched.",
+        "aws-sims",
+        UseCase(_VOD, RELATED, "Watch", excluded_event_type="Watch"),
+    ),
+    _use_case(
+        "aws-vod-more-like-x",
+        "More like X: videos similar to a given video, from who watched what and the videos' "
+        "metadata.",
+        "aws-similar-items",
+        UseCase(_VOD, RELATED, None, excluded_event_type="Watch", needs_items=True),
+    ),
+    _use_case(
+        "aws-vod-most-popular",
+        "Most popular: the videos watched most.",
+        "aws-popularity-count",
+        UseCase(_VOD, POPULAR, "Watch"),
+    ),
+    _use_case(
+        "aws-vod-trending-now",
+        "Trending now: the videos whose popularity grows fastest, found again every 2 hours.",
+        "aws-trending-now",
+        UseCase(_VOD, TRENDING, None, user_required=False),
+    ),
+    _use_case(
+        "aws-ecomm-recommended-for-you",
+        "Recommended for you: personalized items for a user, updated with their latest events.",
+        "aws-user-personalization-v2",
+        UseCase(_ECOMMERCE, PERSONALIZED, None, excluded_event_type="Purchase"),
+    ),
+    _use_case(
+        "aws-ecomm-customers-who-viewed-x-also-viewed",
+        "Customers who viewed X also viewed: items that viewers of a given item also viewed.",
+        "aws-sims",
+        UseCase(_ECOMMERCE, RELATED, "View", excluded_event_type="Purchase"),
+    ),
+    _use_case(
+        "aws-ecomm-frequently-bought-together",
+        "Frequently bought together: items bought in the same basket as a given item.",
+        "aws-sims",
+        UseCase(_ECOMMERCE, RELATED, "Purchase", user_required=False),
+        model="openpersonalize.recipes.baskets:BasketModel",
+    ),
+    _use_case(
+        "aws-ecomm-popular-items-by-views",
+        "Most viewed: the items viewed most.",
+        "aws-popularity-count",
+        UseCase(_ECOMMERCE, POPULAR, "View"),
+    ),
+    _use_case(
+        "aws-ecomm-popular-items-by-purchases",
+        "Best sellers: the items bought most.",
+        "aws-popularity-count",
+        UseCase(_ECOMMERCE, POPULAR, "Purchase"),
+    ),
+)
+
 #: Every predefined recipe by name, in the order ListRecipes shows them.
-RECIPES: Mapping[str, Recipe] = {recipe.name: recipe for recipe in _ALL}
-_BY_ARN = {recipe.arn: recipe for recipe in _ALL}
+RECIPES: Mapping[str, Recipe] = {recipe.name: recipe for recipe in (*_ALL, *_USE_CASES)}
+_BY_ARN = {recipe.arn: recipe for recipe in RECIPES.values()}
+# Use cases run the algorithms of the custom recipes; those describe them.
 _BY_ALGORITHM = {recipe.algorithm_arn: recipe for recipe in _ALL}
 
 
@@ -429,6 +553,17 @@ def get_recipe(arn: str) -> Recipe:
         return _BY_ARN[arn]
     except KeyError:
         raise ResourceNotFoundException(f"Recipe {arn} does not exist.") from None
+
+
+def solution_recipe(arn: str) -> Recipe:
+    """The recipe a solution may use: any but a domain use case, which only recommenders use."""
+    recipe = get_recipe(arn)
+    if recipe.use_case is not None:
+        raise InvalidInputException(
+            f"The recipe {arn} is a {recipe.use_case.domain} use case: create a recommender "
+            "with it (CreateRecommender) in a Domain dataset group, not a solution."
+        )
+    return recipe
 
 
 def recipe_by_algorithm(arn: str) -> Recipe:
@@ -649,6 +784,7 @@ def recipe_summary(recipe: Recipe, created: float) -> dict[str, Any]:
         "status": _STATUS,
         "creationDateTime": created,
         "lastUpdatedDateTime": created,
+        "domain": recipe.domain,
     }
 
 

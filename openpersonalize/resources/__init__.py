@@ -14,6 +14,7 @@ from openpersonalize.resources import (
     filters,
     lifecycle,
     recipes,
+    recommenders,
     schemas,
     solution_versions,
     solutions,
@@ -25,6 +26,7 @@ from openpersonalize.store.database import ResourceRow
 _CLEANUP = {
     datasets.KIND.resource_type: datasets.remove_data,
     solutions.KIND.resource_type: solution_versions.remove_solution_data,
+    recommenders.KIND.resource_type: recommenders.remove_recommender_data,
 }
 
 
@@ -78,6 +80,7 @@ def _auto_training(context: Context) -> None:
     from openpersonalize.training.scheduler import run_due_auto_training
 
     run_due_auto_training(context)
+    recommenders.run_due_retraining(context)
 
 
 runner.register_periodic(_auto_training, every_seconds=5.0)
@@ -92,6 +95,7 @@ __all__ = [
     "event_trackers",
     "lifecycle",
     "recipes",
+    "recommenders",
     "schemas",
     "solution_versions",
     "solutions",

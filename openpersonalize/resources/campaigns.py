@@ -27,7 +27,6 @@ KIND = lifecycle.Kind("campaign", "campaignArn", "campaign")
 UPDATE_PENDING, UPDATE_IN_PROGRESS = "UPDATE PENDING", "UPDATE IN_PROGRESS"
 LATEST = "$LATEST"
 EXPLORATION_KEYS = {"explorationWeight", "explorationItemAgeCutOff"}
-EXPLORATION_RECIPES = ("aws-user-personalization", "aws-user-personalization-v2")
 
 
 def resolve_version(session: Session, requested: str) -> ResourceRow:
@@ -57,32 +56,40 @@ def check_config(requested_version: str, version: ResourceRow, config: dict[str,
             "<solutionArn>/$LATEST."
         )
     exploration = config.get("itemExplorationConfig") or {}
+    if exploration:  # an AutoML version knows its recipe only once trained
+        recipe = catalog.get_recipe(version.attributes.get("recipeArn") or "")
+        check_exploration(recipe, exploration)
+
+
+def check_exploration(recipe: catalog.Recipe, exploration: dict[str, str]) -> None:
+    """itemExplorationConfig (of a campaign or a recommender): known keys, values in range,
+    and only for a recipe that explores."""
     unknown = set(exploration) - EXPLORATION_KEYS
     if unknown:
         raise InvalidInputException(
             f"itemExplorationConfig keys must be {' and '.join(sorted(EXPLORATION_KEYS))}; "
             f"got {', '.join(sorted(unknown))}."
         )
-    if exploration:
-        recipe = catalog.get_recipe(version.attributes.get("recipeArn") or "")
-        if recipe.name not in EXPLORATION_RECIPES:
-            raise InvalidInputException(
-                f"itemExplorationConfig is only for User-Personalization recipes, not "
-                f"{recipe.name}."
-            )
-        for key, low, high in (
-            ("explorationWeight", 0.0, 1.0),
-            ("explorationItemAgeCutOff", 0.0, float("inf")),
-        ):
-            if key in exploration:
-                try:
-                    value = float(exploration[key])
-                except ValueError:
-                    value = float("nan")
-                if not low <= value <= high or (key == "explorationItemAgeCutOff" and value == 0):
-                    raise InvalidInputException(
-                        f"itemExplorationConfig.{key} {exploration[key]!r} is out of range."
-                    )
+    if not exploration:
+        return
+    if not recipe.explores:
+        raise InvalidInputException(
+            f"itemExplorationConfig is only for recipes that recommend new items to explore "
+            f"(User-Personalization, Top picks for you, Recommended for you), not {recipe.name}."
+        )
+    for key, low, high in (
+        ("explorationWeight", 0.0, 1.0),
+        ("explorationItemAgeCutOff", 0.0, float("inf")),
+    ):
+        if key in exploration:
+            try:
+                value = float(exploration[key])
+            except ValueError:
+                value = float("nan")
+            if not low <= value <= high or (key == "explorationItemAgeCutOff" and value == 0):
+                raise InvalidInputException(
+                    f"itemExplorationConfig.{key} {exploration[key]!r} is out of range."
+                )
 
 
 def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:

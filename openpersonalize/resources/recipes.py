@@ -20,7 +20,7 @@ def list_recipes(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     recipes = [
         catalog.recipe_summary(recipe, CATALOG_CREATED)
         for recipe in sorted(catalog.RECIPES.values(), key=lambda r: r.name)
-        if domain is None  # domain (use-case) recipes are not offered yet
+        if domain is None or recipe.domain == domain
     ]
     page, token = lifecycle.paginate(recipes, request, f"recipes|{domain or ''}")
     return {"recipes": page, "nextToken": token}

@@ -202,8 +202,6 @@ def get_metrics(context: Context, request: dict[str, Any]) -> dict[str, Any]:
 
 def _run(job: runner.JobHandle) -> None:
     """Train in a child process; kill it if a stop is requested; record the outcome."""
-    from openpersonalize.training.train import train_process_main
-
     context = job.context
     with context.database.transaction() as session:
         solution_arn = lifecycle.get(session, KIND, job.resource_arn).attributes["solutionArn"]
@@ -218,40 +216,12 @@ def _run(job: runner.JobHandle) -> None:
             job.progress(0.0, "training again after the previous attempt was interrupted")
         lifecycle.set_status(row, lifecycle.CREATE_IN_PROGRESS, context.now())
     key = model_key(job.resource_arn)
-    blobs = context.blobs
-    blobs.delete(key)  # what an interrupted attempt left
-    started = time.monotonic()
-    executor = executors.for_settings(context.settings)
-    task = executor.submit(
-        train_process_main,
-        context.settings,
-        job.resource_arn,
-        key,
-        name=f"train-{job.resource_arn.rsplit('/', 1)[1]}",
-    )
-    while not executors.wait_any([task], timeout=0.25):
-        if job.cancel_requested():
-            task.kill()  # "stop" means training and its trials really stop, not that we ignore it
-            blobs.delete(key)
-            _finish_stopped(context, job.resource_arn)
-            job.progress(1.0, "stopped")
-            return
-    try:
-        task.result()
-    except executors.TaskFailed as error:
-        blobs.delete(key)
-        raise TrainingFailed(f"The training process {error}.") from error
-    written = blobs.read_bytes(f"{key}/result.json")
-    if written is None:
-        failure = blobs.read_bytes(f"{key}/failure.txt")
-        blobs.delete(key)
-        raise TrainingFailed(failure.decode() if failure else "Training wrote no result.")
-    result = json.loads(written)
-    # Compute time, not wall time: the training process's own plus every HPO trial's, however
-    # many ran at once.
-    seconds = time.monotonic() - started
-    seconds += result.get("trialSeconds", 0.0) - result.get("searchSeconds", 0.0)
-    hours = seconds / 3600.0
+    result = run_training(job, job.resource_arn, key)
+    if result is None:
+        _finish_stopped(context, job.resource_arn)
+        job.progress(1.0, "stopped")
+        return
+    hours = result["trainingHours"]
     with context.database.transaction() as session:
         row = lifecycle.get(session, KIND, job.resource_arn)
         if row.status == lifecycle.CREATE_STOPPING:  # stop arrived as training finished
@@ -276,6 +246,44 @@ def _run(job: runner.JobHandle) -> None:
             lifecycle.update_attributes(
                 solution, solution.updated_at, autoMLResult=result["autoMLResult"]
             )
+
+
+def run_training(job: runner.JobHandle, arn: str, key: str) -> dict[str, Any] | None:
+    """Train the version-like record `arn` in a training task (a process or a Ray task) that
+    writes the model at `key`; return its result.json with `trainingHours` added, or None when
+    the job was asked to stop (the task is killed: its HPO trials really stop too)."""
+    from openpersonalize.training.train import train_process_main
+
+    context = job.context
+    blobs = context.blobs
+    blobs.delete(key)  # what an interrupted attempt left
+    started = time.monotonic()
+    executor = executors.for_settings(context.settings)
+    task = executor.submit(
+        train_process_main, context.settings, arn, key, name=f"train-{arn.rsplit('/', 1)[1]}"
+    )
+    while not executors.wait_any([task], timeout=0.25):
+        if job.cancel_requested():
+            task.kill()
+            blobs.delete(key)
+            return None
+    try:
+        task.result()
+    except executors.TaskFailed as error:
+        blobs.delete(key)
+        raise TrainingFailed(f"The training process {error}.") from error
+    written = blobs.read_bytes(f"{key}/result.json")
+    if written is None:
+        failure = blobs.read_bytes(f"{key}/failure.txt")
+        blobs.delete(key)
+        raise TrainingFailed(failure.decode() if failure else "Training wrote no result.")
+    result: dict[str, Any] = json.loads(written)
+    # Compute time, not wall time: the training process's own plus every HPO trial's, however
+    # many ran at once.
+    seconds = time.monotonic() - started
+    seconds += result.get("trialSeconds", 0.0) - result.get("searchSeconds", 0.0)
+    result["trainingHours"] = seconds / 3600.0
+    return result
 
 
 class TrainingFailed(Exception):

@@ -107,7 +107,7 @@ def _check_recipe_choice(request: dict[str, Any], config: dict[str, Any]) -> cat
                 "from solutionConfig.autoMLConfig.recipeList."
             )
         for candidate in (config.get("autoMLConfig") or {}).get("recipeList") or []:
-            recipe = catalog.get_recipe(candidate)
+            recipe = catalog.solution_recipe(candidate)
             if recipe.recipe_type != "USER_PERSONALIZATION":
                 raise InvalidInputException(
                     f"AutoML recipeList may only hold USER_PERSONALIZATION recipes; {candidate} "
@@ -117,7 +117,7 @@ def _check_recipe_choice(request: dict[str, Any], config: dict[str, Any]) -> cat
         return None
     if not recipe_arn:
         raise InvalidInputException("recipeArn is required unless performAutoML is true.")
-    recipe = catalog.get_recipe(recipe_arn)
+    recipe = catalog.solution_recipe(recipe_arn)
     catalog.model_class(recipe)  # a recipe we cannot train yet is refused now, not at training
     return recipe
 

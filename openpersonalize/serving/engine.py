@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from openpersonalize.context import Context
 from openpersonalize.data import streamed
-from openpersonalize.data.schema import Schema
+from openpersonalize.data.schema import Schema, event_type_key
 from openpersonalize.errors import InvalidInputException, ResourceNotFoundException
 from openpersonalize.filters.compiled import CompiledFilter, UserContext
 from openpersonalize.filters.expression import (
@@ -37,7 +37,14 @@ from openpersonalize.recipes.als import ALSModel
 from openpersonalize.recipes.base import Model, top_k
 from openpersonalize.recipes.objective import Objective
 from openpersonalize.recipes.trending import TrendingNowModel
-from openpersonalize.resources import campaigns, filters, lifecycle, schemas, solutions
+from openpersonalize.resources import (
+    campaigns,
+    filters,
+    lifecycle,
+    recommenders,
+    schemas,
+    solutions,
+)
 from openpersonalize.serving import history
 from openpersonalize.serving.candidates import MIN_ITEMS as INDEXED_CATALOG
 from openpersonalize.serving.candidates import ClusteredItems
@@ -211,6 +218,18 @@ def _campaign(context: Context, arn: str) -> dict[str, Any]:
         return campaign
 
     return _CAMPAIGNS.get(arn, load)
+
+
+def _recommender(context: Context, arn: str) -> dict[str, Any]:
+    """A recommender, served like a campaign: its current model and its settings."""
+
+    def load() -> dict[str, Any]:
+        with context.database.snapshot() as session:
+            record = recommenders.serving_record(session, arn)
+        MODELS.get(context, record["servingVersionArn"])
+        return record
+
+    return _CAMPAIGNS.get(("recommender", arn), load)
 
 
 def _catalog(context: Context, deployed: Deployed) -> ItemCatalog:
@@ -404,12 +423,11 @@ class Request:
         if body.get("recommenderArn"):
             if body.get("campaignArn"):
                 raise InvalidInputException("Give either campaignArn or recommenderArn, not both.")
-            raise InvalidInputException(
-                "Recommenders (domain dataset groups) are not supported by openpersonalize yet; "
-                "use a campaignArn."
+            return cls.for_campaign(
+                context, _recommender(context, body["recommenderArn"]), body.get("userId")
             )
         if not body.get("campaignArn"):
-            raise InvalidInputException("campaignArn is required.")
+            raise InvalidInputException("Give a campaignArn or a recommenderArn.")
         return cls.for_campaign(
             context, _campaign(context, body["campaignArn"]), body.get("userId")
         )
@@ -480,16 +498,36 @@ class Request:
         if not filter_arn:
             return np.ones(self.deployed.model.n_items_, dtype=bool)
         compiled = _compiled_filter(self.context, filter_arn, self.deployed, self.catalog)
-        recent: list[tuple[int, str]] = []
-        if compiled.reads_interactions:
-            recent = [
-                (self.deployed.artifacts.item_index.get(event.item_id or "", -1), event.event_type)
-                for event in self.events
-            ] + _history(self.context, self.deployed, self.catalog).of(self.user_id)
+        recent = self.interactions() if compiled.reads_interactions else []
         user = UserContext(
             recent_events=recent, metadata=self.catalog.users.get(self.user_id or "")
         )
         return compiled.mask(user, parse_filter_values(values))
+
+    def interactions(self) -> list[tuple[int, str]]:
+        """(item code, EVENT_TYPE) of the user's streamed and imported interactions; code -1
+        for an item the model does not know."""
+        streamed_events = [
+            (self.deployed.artifacts.item_index.get(event.item_id or "", -1), event.event_type)
+            for event in self.events
+        ]
+        return streamed_events + _history(self.context, self.deployed, self.catalog).of(
+            self.user_id
+        )
+
+    def leave_out_automatic_exclusions(self, allowed: np.ndarray) -> None:
+        """A use case's automatic exclusion (the videos the user watched, the items they
+        bought), before any filter the request names."""
+        use_case = self.deployed.recipe.use_case
+        if use_case is None or not use_case.excluded_event_type or not self.user_id:
+            return
+        wanted = event_type_key(use_case.excluded_event_type)
+        codes = [
+            code
+            for code, event_type in self.interactions()
+            if code >= 0 and event_type_key(event_type or "") == wanted
+        ]
+        allowed[codes] = False
 
     def metadata_for(self, codes: list[int], columns: list[str]) -> list[dict[str, str]]:
         table = self.catalog.item_metadata
@@ -543,9 +581,13 @@ def _metadata_columns(request: Request, body: dict[str, Any], limit: int) -> lis
     if wanted:
         config = request.campaign.get("campaignConfig") or {}
         if not config.get("enableMetadataWithRecommendations"):
+            which = (
+                "a recommender with recommenderConfig"
+                if request.campaign.get("recommenderArn")
+                else "a campaign with campaignConfig"
+            )
             raise InvalidInputException(
-                "metadataColumns needs a campaign with "
-                "campaignConfig.enableMetadataWithRecommendations set to true."
+                f"metadataColumns needs {which}.enableMetadataWithRecommendations set to true."
             )
         if limit > MAX_RESULTS_WITH_METADATA:
             raise InvalidInputException(
@@ -565,16 +607,12 @@ def get_recommendations(context: Context, body: dict[str, Any]) -> dict[str, Any
         raise InvalidInputException(
             "The campaign uses a PERSONALIZED_RANKING recipe: call GetPersonalizedRanking."
         )
+    _check_ids(request, body)
     if recipe_type == "RELATED_ITEMS":
-        if not body.get("itemId"):
-            raise InvalidInputException("itemId is required for a RELATED_ITEMS campaign.")
         return _related(request, body, k, columns)
-    if not body.get("userId") and request.deployed.recipe.name not in POPULAR_ITEMS_RECIPES:
-        raise InvalidInputException(
-            f"userId is required for a {recipe_type} campaign (itemId is not used)."
-        )
     scores = request.candidate_scores()
     allowed = request.filter_mask(body.get("filterArn"), body.get("filterValues"))
+    request.leave_out_automatic_exclusions(allowed)
     scored = allowed & (scores > -np.inf)
     if np.count_nonzero(scored) < min(k, np.count_nonzero(allowed)):
         scores, scored = request.scores(), allowed  # the filter left too few candidates
@@ -612,6 +650,23 @@ def get_recommendations(context: Context, body: dict[str, Any]) -> dict[str, Any
         item_list.append(entry)
     _attach_metadata(request, item_list, [code for code, _ in items], columns)
     return {"itemList": item_list, "recommendationId": _recommendation_id()}
+
+
+def _check_ids(request: Request, body: dict[str, Any]) -> None:
+    """The userId / itemId a request must give: by recipe type, and for a recommender by its
+    use case (the guide marks userId Required even for Most popular and Best sellers)."""
+    recipe = request.deployed.recipe
+    related = recipe.recipe_type == "RELATED_ITEMS"
+    what = f"the use case {recipe.name}" if recipe.use_case else f"a {recipe.recipe_type} campaign"
+    if related and not body.get("itemId"):
+        raise InvalidInputException(f"itemId is required for {what}.")
+    if recipe.use_case is not None:
+        user_required = recipe.use_case.user_required
+    else:
+        user_required = not related and recipe.name not in POPULAR_ITEMS_RECIPES
+    if user_required and not body.get("userId"):
+        unused = "" if related else " (itemId is not used)"
+        raise InvalidInputException(f"userId is required for {what}{unused}.")
 
 
 def _top(scores: np.ndarray, allowed: np.ndarray, k: int) -> list[int]:
@@ -662,7 +717,7 @@ def _exploration_slots(
     request: Request, k: int, allowed: np.ndarray, promoted: list[int]
 ) -> list[int]:
     """Cold items mixed in for User-Personalization campaigns (itemExplorationConfig)."""
-    if request.deployed.recipe.name not in campaigns.EXPLORATION_RECIPES:
+    if not request.deployed.recipe.explores:
         return []
     config = (request.campaign.get("campaignConfig") or {}).get("itemExplorationConfig") or {}
     weight = float(config.get("explorationWeight", DEFAULT_EXPLORATION_WEIGHT))
@@ -695,6 +750,7 @@ def _attach_metadata(
 def _related(request: Request, body: dict[str, Any], k: int, columns: list[str]) -> dict[str, Any]:
     code = request.deployed.artifacts.item_index.get(body["itemId"], -1)
     allowed = request.filter_mask(body.get("filterArn"), body.get("filterValues"))
+    request.leave_out_automatic_exclusions(allowed)
     if code >= 0:
         allowed[code] = False
     similar, scores = request.deployed.model.similar_items(code, request.deployed.model.n_items_)

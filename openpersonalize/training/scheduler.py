@@ -76,7 +76,7 @@ def _run_one(context: Context, session: Session, solution: ResourceRow, now: flo
             "%s: first automatic training skipped (manual version at %s)", solution.arn, last_manual
         )
         return None
-    if last_auto is not None and not _new_data_since(session, solution, last_auto):
+    if last_auto is not None and not new_data_since(session, solution.parent_arn or "", last_auto):
         lifecycle.update_attributes(
             solution, solution.updated_at, nextAutoTrainingAt=due_at + interval
         )
@@ -102,9 +102,9 @@ def _run_one(context: Context, session: Session, solution: ResourceRow, now: flo
     return arn
 
 
-def _new_data_since(session: Session, solution: ResourceRow, since: float) -> bool:
+def new_data_since(session: Session, dataset_group_arn: str, since: float) -> bool:
     """Bulk imports or streamed events since `since` (the service retrains only then)."""
-    interactions = solutions.datasets_of(session, solution.parent_arn or "").get("Interactions")
+    interactions = solutions.datasets_of(session, dataset_group_arn).get("Interactions")
     if interactions is None:
         return False
     streamed = latest_event_time(session, interactions.arn)

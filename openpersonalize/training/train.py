@@ -94,6 +94,13 @@ def train_solution_version(
     version = training.version.attributes
     config = version.get("solutionConfig") or {}
     data = training.data
+    recipe_arn = version.get("recipeArn")
+    use_case = catalog.get_recipe(recipe_arn).use_case if recipe_arn else None
+    if use_case is not None and use_case.needs_items and data.item_metadata is None:
+        raise TrainingError(
+            f"The use case {recipe_arn} trains on item metadata too, but the dataset "
+            f"group {version['datasetGroupArn']} has no Items data: import it first."
+        )
     _progress(
         version_arn, 0.1, f"{data.n_events} events, {data.n_users} users, {data.n_items} items"
     )
