@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         "movies.csv) folder instead of the seeded synthetic data",
     )
     quickstart_parser.add_argument(
+        "--domain",
+        choices=("ECOMMERCE", "VIDEO_ON_DEMAND"),
+        help="the domain workflow instead: a Domain dataset group and one recommender per "
+        "use case (with --movielens only for VIDEO_ON_DEMAND)",
+    )
+    quickstart_parser.add_argument(
         "--data-dir",
         type=Path,
         metavar="DIR",
@@ -165,6 +171,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return serve(settings)
     if args.command == "quickstart":
+        if args.domain:
+            from openpersonalize import quickstart_domain
+
+            return quickstart_domain.main(
+                args.domain, movielens=args.movielens, data_dir=args.data_dir
+            )
         from openpersonalize import quickstart
 
         return quickstart.main(movielens=args.movielens, data_dir=args.data_dir)

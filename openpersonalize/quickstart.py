@@ -615,11 +615,24 @@ def _workflow(
 
 def main(movielens: Path | None = None, data_dir: Path | None = None) -> int:
     """`openpersonalize quickstart`: exit 0 on success, 1 on a failed step, 2 on bad input."""
-    try:
+
+    def steps() -> int:
         data = load_movielens(movielens) if movielens is not None else synthetic_shop()
-        if data_dir is not None and Path(data_dir).exists() and not Path(data_dir).is_dir():
-            raise QuickstartError(f"--data-dir: {data_dir} is not a directory", status=2)
+        check_data_dir(data_dir)
         return run(data, data_dir=data_dir)
+
+    return guarded(steps)
+
+
+def check_data_dir(data_dir: Path | None) -> None:
+    if data_dir is not None and Path(data_dir).exists() and not Path(data_dir).is_dir():
+        raise QuickstartError(f"--data-dir: {data_dir} is not a directory", status=2)
+
+
+def guarded(steps: Callable[[], int]) -> int:
+    """Run a quickstart; a failure is one line on stderr and an exit status, no traceback."""
+    try:
+        return steps()
     except QuickstartError as error:
         print(f"openpersonalize quickstart: error: {error}", file=sys.stderr)
         return error.status

@@ -70,7 +70,44 @@ def refused(*args: Any, **kwargs: Any) -> str:
 
 
 def test_every_spec_recipe_is_listed_with_its_type() -> None:
-    assert {name: r.recipe_type for name, r in RECIPES.items()} == SPEC_RECIPES
+    custom = {name: r.recipe_type for name, r in RECIPES.items() if r.use_case is None}
+    assert custom == SPEC_RECIPES
+
+
+def test_the_ten_use_cases_run_on_real_models() -> None:
+    use_cases = {name: r for name, r in RECIPES.items() if r.use_case is not None}
+    assert {name: r.domain for name, r in use_cases.items()} == {
+        **dict.fromkeys(
+            (
+                "aws-vod-top-picks",
+                "aws-vod-because-you-watched-x",
+                "aws-vod-more-like-x",
+                "aws-vod-most-popular",
+                "aws-vod-trending-now",
+            ),
+            "VIDEO_ON_DEMAND",
+        ),
+        **dict.fromkeys(
+            (
+                "aws-ecomm-recommended-for-you",
+                "aws-ecomm-customers-who-viewed-x-also-viewed",
+                "aws-ecomm-frequently-bought-together",
+                "aws-ecomm-popular-items-by-views",
+                "aws-ecomm-popular-items-by-purchases",
+            ),
+            "ECOMMERCE",
+        ),
+    }
+    for recipe in use_cases.values():
+        assert model_class(recipe) is not None  # every one trains
+        # Use cases describe the algorithm they run with the custom recipe that owns it.
+        assert recipe_by_algorithm(recipe.algorithm_arn).use_case is None
+    assert [r.name for r in use_cases.values() if r.explores] == [
+        "aws-vod-top-picks",
+        "aws-ecomm-recommended-for-you",
+    ]
+    with pytest.raises(InvalidInputException, match="CreateRecommender"):
+        catalog.solution_recipe(RECIPES["aws-vod-top-picks"].arn)
 
 
 def test_arns_follow_the_service_form() -> None:
@@ -85,6 +122,8 @@ def test_arns_follow_the_service_form() -> None:
 def test_lookups_by_arn() -> None:
     for recipe in RECIPES.values():
         assert get_recipe(recipe.arn) is recipe
+        if recipe.use_case is not None:
+            continue
         assert recipe_by_algorithm(recipe.algorithm_arn) is recipe
         if recipe.feature_transformation_arn:
             owner = recipe_by_feature_transformation(recipe.feature_transformation_arn)
@@ -111,7 +150,7 @@ def test_unknown_arns_are_not_found(lookup: Any, arn: str) -> None:
 def test_model_classes() -> None:
     assert model_class(UP) is ALSModel
     assert model_class(RECIPES["aws-popularity-count"]) is PopularityModel
-    trainable = {name for name, recipe in RECIPES.items() if recipe.model}
+    trainable = {name for name, r in RECIPES.items() if r.model and not r.use_case}
     assert trainable == {
         "aws-user-personalization",
         "aws-popularity-count",

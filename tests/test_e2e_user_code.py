@@ -144,9 +144,7 @@ def test_the_guides_automl_example_trains_on_movielens_100k(
     solution_arn = create_solution_response["solutionArn"]
     description = personalize.describe_solution(solutionArn=solution_arn)["solution"]
     assert description["status"] in ("CREATE PENDING", "CREATE IN_PROGRESS", "ACTIVE")
-    create_solution_version_response = personalize.create_solution_version(
-        solutionArn=solution_arn
-    )
+    create_solution_version_response = personalize.create_solution_version(solutionArn=solution_arn)
     solution_version_arn = create_solution_version_response["solutionVersionArn"]
     version = poll(
         personalize.describe_solution_version,

@@ -100,9 +100,9 @@ def test_every_operation_is_routed_never_404_or_500(server: ServerProcess) -> No
 
 def test_unbuilt_operation_names_itself(personalize) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ClientError) as caught:
-        personalize.list_recommenders()
+        personalize.list_metric_attributions()
     assert caught.value.response["Error"]["Code"] == "InvalidInputException"
-    assert "ListRecommenders" in caught.value.response["Error"]["Message"]
+    assert "ListMetricAttributions" in caught.value.response["Error"]["Message"]
     assert "not implemented" in caught.value.response["Error"]["Message"]
 
 

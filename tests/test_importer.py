@@ -175,9 +175,7 @@ def test_header_missing_required_column(tmp_path: Path, interactions: Schema) ->
     assert "s3://b/x.csv" in reason and "TIMESTAMP" in reason
 
 
-def test_columns_the_schema_does_not_name_are_ignored(
-    tmp_path: Path, interactions: Schema
-) -> None:
+def test_columns_the_schema_does_not_name_are_ignored(tmp_path: Path, interactions: Schema) -> None:
     # pandas' unnamed index column and an extra attribute: skipped, and reported.
     path = tmp_path / "x.csv"
     path.write_text(",USER_ID,ITEM_ID,COLOR,TIMESTAMP,EVENT_TYPE\n0,u1,i1,red,1,click\n")

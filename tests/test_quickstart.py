@@ -114,3 +114,28 @@ def test_quickstart_with_movielens() -> None:
     assert all(re.search(r"\(\d{4}\)\s+\[[A-Z]", line) for line in before), before
     after = recommendation_lines(output, "recommendations now")
     assert len(after) == 10 and changed_count(output) > 0
+
+
+@pytest.mark.parametrize("domain_name", ["ECOMMERCE", "VIDEO_ON_DEMAND"])
+def test_domain_quickstart_runs_the_recommender_workflow(domain_name: str) -> None:
+    result = quickstart("--domain", domain_name, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = result.stdout
+    assert f"CreateDatasetGroup(domain={domain_name})" in output
+    assert output.count(" ACTIVE") >= 7  # two imports and five recommenders
+    share = re.search(r"(\d+)/(\d+) are '", output)
+    assert share and int(share.group(1)) >= 6, output  # the personalized list leans as the user
+    moved = re.search(r"'[^']+': (\d+) -> (\d+) of \d+; \S+ \(\w+ just now\) is left out", output)
+    assert moved and int(moved.group(2)) > int(moved.group(1)), output
+
+
+def test_domain_quickstart_refuses_movielens_for_ecommerce(tmp_path: Path) -> None:
+    result = quickstart("--domain", "ECOMMERCE", "--movielens", str(tmp_path))
+    assert result.returncode == 2 and "VIDEO_ON_DEMAND" in result.stderr
+
+
+@pytest.mark.skipif(not ML_100K.is_dir(), reason="ML-100K is not in ../shared/datasets")
+def test_domain_quickstart_on_movielens() -> None:
+    result = quickstart("--domain", "VIDEO_ON_DEMAND", "--movielens", str(ML_100K), timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "aws-vod-top-picks" in result.stdout and "left out" in result.stdout

@@ -553,3 +553,29 @@ def test_required_fields_are_the_non_nullable_ones_in_order() -> None:
 def test_required_fields_checks_dataset_type() -> None:
     with refused('"Nope"'):
         required_fields(parse_schema(avro(*USERS)), "Nope")
+
+
+def test_domain_reserved_keywords_have_fixed_types() -> None:
+    shop_items = (f("ITEM_ID"), f("PRICE", "float"), f("CATEGORY_L1", categorical=True))
+    check(
+        "Items",
+        *shop_items,
+        f("CATEGORY_L2", ["null", "string"], categorical=True),
+        f("PRODUCT_DESCRIPTION", ["null", "string"], textual=True),
+        f("CREATION_TIMESTAMP", "float"),  # the guide types it both long and float
+        domain="ECOMMERCE",
+    )
+    with refused("CATEGORY_L2", "categorical"):
+        check("Items", *shop_items, f("CATEGORY_L2"), domain="ECOMMERCE")
+    with refused("PRODUCT_DESCRIPTION", "textual"):
+        check("Items", *shop_items, f("PRODUCT_DESCRIPTION"), domain="ECOMMERCE")
+    with refused("GENDER", "categorical"):
+        check("Items", *shop_items, f("GENDER", ["null", "string"]), domain="ECOMMERCE")
+    # A custom dataset group has no such keywords: the same field is plain metadata there.
+    check("Items", *shop_items, f("CATEGORY_L2"))
+    videos = (f("ITEM_ID"), f("GENRES", categorical=True), f("CREATION_TIMESTAMP", "long"))
+    check("Items", *videos, f("DURATION", ["null", "float"]), domain="VIDEO_ON_DEMAND")
+    with refused("DURATION", "float"):
+        check("Items", *videos, f("DURATION", "string"), domain="VIDEO_ON_DEMAND")
+    with refused("SUBSCRIPTION_MODEL", "categorical"):
+        check("Users", f("USER_ID"), f("SUBSCRIPTION_MODEL"), domain="VIDEO_ON_DEMAND")

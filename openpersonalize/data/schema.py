@@ -78,6 +78,7 @@ class _Rule:
     types: tuple[str, ...]
     nullable: bool = False  # may the field be a union with "null"
     categorical: bool = False  # True: must be categorical; False: must not be
+    textual: bool = False  # True: must be textual
 
 
 _STRING = _Rule(("string",))
@@ -87,6 +88,8 @@ _LONG_OR_NULL = _Rule(("long",), nullable=True)
 _REAL = _Rule(("float", "double"))
 _REAL_OR_NULL = _Rule(("float", "double"), nullable=True)
 _CATEGORICAL = _Rule(("string",), categorical=True)
+_CATEGORICAL_OR_NULL = _Rule(("string",), nullable=True, categorical=True)
+_TEXTUAL_OR_NULL = _Rule(("string",), nullable=True, textual=True)
 
 # Required fields per dataset type (custom dataset groups).
 _REQUIRED: dict[str, dict[str, _Rule]] = {
@@ -134,6 +137,32 @@ _DOMAIN_REQUIRED: dict[tuple[str, str], dict[str, _Rule]] = {
     ("VIDEO_ON_DEMAND", "Interactions"): {"EVENT_TYPE": _STRING},
     ("ECOMMERCE", "Items"): {"PRICE": _REAL, "CATEGORY_L1": _CATEGORICAL},
     ("VIDEO_ON_DEMAND", "Items"): {"GENRES": _CATEGORICAL, "CREATION_TIMESTAMP": _LONG},
+}
+
+
+# Reserved keywords of a domain's datasets (optional; of this type when present), spec §2.2.
+_DOMAIN_RESERVED: dict[tuple[str, str], dict[str, _Rule]] = {
+    ("ECOMMERCE", "Items"): {
+        "CATEGORY_L2": _CATEGORICAL_OR_NULL,
+        "CATEGORY_L3": _CATEGORICAL_OR_NULL,
+        "PRODUCT_DESCRIPTION": _TEXTUAL_OR_NULL,
+        # The guide types it long in one table and float in another: either is accepted.
+        "CREATION_TIMESTAMP": _Rule(("long", "float", "double")),
+        "AGE_GROUP": _CATEGORICAL_OR_NULL,
+        "ADULT": _CATEGORICAL_OR_NULL,
+        "GENDER": _CATEGORICAL_OR_NULL,
+    },
+    ("VIDEO_ON_DEMAND", "Items"): {
+        "PRICE": _REAL_OR_NULL,
+        "DURATION": _REAL_OR_NULL,
+        "AVERAGE_RATING": _REAL_OR_NULL,
+        "GENRE_L2": _CATEGORICAL_OR_NULL,
+        "GENRE_L3": _CATEGORICAL_OR_NULL,
+        "CONTENT_OWNER": _CATEGORICAL_OR_NULL,
+        "CONTENT_CLASSIFICATION": _CATEGORICAL_OR_NULL,
+        "PRODUCT_DESCRIPTION": _TEXTUAL_OR_NULL,
+    },
+    ("VIDEO_ON_DEMAND", "Users"): {"SUBSCRIPTION_MODEL": _CATEGORICAL_OR_NULL},
 }
 
 
@@ -306,6 +335,8 @@ def _check_rule(schema: Schema, name: str, rule: _Rule, dataset: str) -> None:
         raise _invalid(f'{where} must not be nullable (a union with "null") for {dataset}')
     if rule.categorical and not f.categorical:
         raise _invalid(f'{where} must be categorical ("categorical": true) for {dataset}')
+    if rule.textual and not f.textual:
+        raise _invalid(f'{where} must be textual ("textual": true) for {dataset}')
     if not rule.categorical and f.categorical:
         raise _invalid(f"{where} is a reserved field and must not be categorical for {dataset}")
 
@@ -335,9 +366,11 @@ def check_schema_for_dataset(schema: Schema, dataset_type: str, domain: str | No
         )
 
     required = dict(_REQUIRED[kind])
+    reserved = dict(_RESERVED[kind])
     if domain is not None:
         required.update(_DOMAIN_REQUIRED.get((domain, kind), {}))
-    reserved = {k: v for k, v in _RESERVED[kind].items() if k not in required}
+        reserved.update(_DOMAIN_RESERVED.get((domain, kind), {}))
+    reserved = {k: v for k, v in reserved.items() if k not in required}
     for name, rule in required.items():
         _require(schema, name, rule, dataset)
     for name, rule in reserved.items():

@@ -778,14 +778,16 @@ def describe_recipe(recipe: Recipe, created: float) -> dict[str, Any]:
 
 def recipe_summary(recipe: Recipe, created: float) -> dict[str, Any]:
     """The RecipeSummary shape of ListRecipes."""
-    return {
+    summary = {
         "name": recipe.name,
         "recipeArn": recipe.arn,
         "status": _STATUS,
         "creationDateTime": created,
         "lastUpdatedDateTime": created,
-        "domain": recipe.domain,
     }
+    if recipe.domain is not None:  # only use cases have one
+        summary["domain"] = recipe.domain
+    return summary
 
 
 def describe_algorithm(recipe: Recipe, created: float) -> dict[str, Any]:
