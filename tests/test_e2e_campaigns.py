@@ -249,12 +249,7 @@ def test_filters(personalize, runtime, trained, group) -> None:  # type: ignore[
 
 
 def test_events_change_the_next_answer(
-    personalize,
-    runtime,
-    trained,
-    group,
-    server,
-    unseen,  # noqa: F811
+    personalize, runtime, trained, group, server, unseen  # noqa: F811
 ) -> None:  # type: ignore[no-untyped-def]
     created = personalize.create_event_tracker(
         name=unique("tracker"), datasetGroupArn=group["group"]
