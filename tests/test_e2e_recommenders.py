@@ -603,3 +603,88 @@ def test_update_stop_start_and_delete(personalize, runtime, vod, videos) -> None
         time.sleep(0.1)
     deleted = refusal(lambda: runtime.get_recommendations(recommenderArn=arn, userId=user))
     assert error_code(deleted) == "ResourceNotFoundException"
+
+
+# -- retraining on the service's schedule -------------------------------------------------------
+
+
+def test_recommenders_retrain_on_schedule(tmp_path: Path, videos) -> None:  # type: ignore[no-untyped-def]
+    """Most popular is retrained weekly and Top picks every 2 hours when new data arrived; the
+    clock is moved across restarts (the schedule is in the database)."""
+    from openpersonalize.testing.server import ServerProcess
+
+    s3_root = tmp_path / "s3"
+    server = ServerProcess(tmp_path / "server", settings={"s3_local_root": str(s3_root)})
+    server.start()
+    try:
+        personalize = server.client("personalize")
+        group_arn = domain_group(personalize, s3_root, videos)
+        recommenders = create_recommenders(
+            personalize, group_arn, ("aws-vod-most-popular", "aws-vod-top-picks")
+        )
+        # A new hit: a video nobody had, watched by every viewer.
+        newest = videos.last_timestamp()
+        hit = [(user, "brand-new", newest + 60, "Watch") for user in videos.preferred]
+        bucket = unique("more")
+        (s3_root / bucket).mkdir()
+        with (s3_root / bucket / "more.csv").open("w") as out:
+            out.write("USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\n")
+            out.writelines(f"{u},{i},{t},{e}\n" for u, i, t, e in hit)
+        interactions = next(
+            d["datasetArn"]
+            for d in personalize.list_datasets(datasetGroupArn=group_arn)["datasets"]
+            if d["datasetType"].lower() == "interactions"
+        )
+        job = personalize.create_dataset_import_job(
+            jobName=unique("more"),
+            datasetArn=interactions,
+            dataSource={"dataLocation": f"s3://{bucket}/more.csv"},
+            importMode="INCREMENTAL",
+        )["datasetImportJobArn"]
+        done = wait_for_status(
+            personalize.describe_dataset_import_job,
+            "datasetImportJob",
+            "datasetImportJobArn",
+            job,
+        )
+        assert done["status"] == "ACTIVE", done
+        user = next(iter(videos.preferred))
+
+        def top(use_case: str) -> list[str]:
+            return items_of(
+                server.client("personalize-runtime"),
+                recommenders[use_case],
+                userId=user,
+                numResults=5,
+            )
+
+        def eventually(condition: Any, seconds: float = 120.0) -> bool:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                if condition():
+                    return True
+                time.sleep(0.5)
+            return False
+
+        assert "brand-new" not in top("aws-vod-most-popular")  # imported, not yet trained on
+        # Two hours and a bit later: Top picks learns the new video, Most popular waits.
+        server.stop()
+        server.settings["clock_offset_seconds"] = str(2 * 3600 + 120)
+        server.start()
+        personalize = server.client("personalize")
+
+        def top_picks_was_retrained() -> bool:
+            described = personalize.describe_recommender(
+                recommenderArn=recommenders["aws-vod-top-picks"]
+            )["recommender"]
+            return described["lastUpdatedDateTime"].timestamp() > time.time() + 3600
+
+        assert eventually(top_picks_was_retrained)
+        assert "brand-new" not in top("aws-vod-most-popular")
+        # A week on: Most popular is retrained with the new hit at the top.
+        server.stop()
+        server.settings["clock_offset_seconds"] = str(7 * 86400 + 3 * 3600)
+        server.start()
+        assert eventually(lambda: top("aws-vod-most-popular")[:1] == ["brand-new"])
+    finally:
+        server.stop()

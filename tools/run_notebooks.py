@@ -194,6 +194,7 @@ DEFAULT_NOTEBOOKS = [
     "next_steps/core_use_cases/updating_datasets/update-item-dataset-schema-example.ipynb",
     "next_steps/core_use_cases/user_personalization/user-personalization-with-exploration.ipynb",
     "next_steps/core_use_cases/automatic_context/notebooks/1.Building_Personalize_Campaign.ipynb",
+    "getting_started/notebooks_managed_domains/Building_Your_First_Recommender_Ecommerce.ipynb",
 ]
 
 

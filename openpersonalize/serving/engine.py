@@ -351,7 +351,7 @@ def _recent_events(
         )
 
 
-_HISTORIES = _Lru(capacity=4)  # models whose users' interaction history is kept in memory
+_HISTORIES = _Lru(capacity=8)  # models whose users' interaction history is kept in memory
 
 
 def _history(
