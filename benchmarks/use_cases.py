@@ -8,11 +8,13 @@ hyperparameters, the use case's event type), fitted here as a library on:
 * personalized use cases (Top picks, Recommended for you): the GetSolutionMetrics split
   (`evaluation_split(seed=0)`); NDCG@10 against aws-popularity-count's model on that split.
   Target: >= 1.5x popularity.
-* related-item use cases: hit rate@10 of the next co-interacted item. For a held-out user the
-  query is their newest history item and a hit is any of their held-out (newer) items among
-  the 10 related items; for Frequently bought together the query is the first item of a
-  held-out basket and a hit is any other item of that basket. The baseline lists the most
-  popular items (by the same events) for every query. Target: >= 1.2x popularity.
+* related-item use cases: hit rate@10 of the next co-interacted item. Every user's newest
+  10 % of events (of the use case's type) are held out; the query is the user's newest
+  remaining item and a hit is any held-out item among the 10 related items. The baseline
+  lists the most popular items (by the same events) for every query. Target: >= 1.2x
+  popularity. Frequently bought together is also scored on baskets, where data has them (the
+  Retail Demo Store's orders hold one item each; the seeded synthetic shop's hold several):
+  the query is the first item of a held-out basket, a hit any other item of that basket.
 
     python benchmarks/use_cases.py            # print the table and targets
     python benchmarks/use_cases.py --write    # also update docs/benchmarks.md
@@ -41,7 +43,7 @@ from openpersonalize.data.training_data import load_training_data  # noqa: E402
 from openpersonalize.recipes import catalog  # noqa: E402
 from openpersonalize.recipes.baskets import basket_codes  # noqa: E402
 from openpersonalize.recipes.popularity import PopularityModel  # noqa: E402
-from openpersonalize.testing.domain import schema_json  # noqa: E402
+from openpersonalize.testing.domain import ecommerce, schema_json  # noqa: E402
 from openpersonalize.training.train import _evaluate, build  # noqa: E402
 
 START, END = "<!-- use-cases:start -->", "<!-- use-cases:end -->"
@@ -133,6 +135,22 @@ def ml_latest_small() -> Source | None:
     return Source("ml-latest-small", "VIDEO_ON_DEMAND", interactions, items, schema)
 
 
+def synthetic_shop() -> Source:
+    """The seeded synthetic shop (openpersonalize.testing.domain), larger: baskets of
+    companions."""
+    data = ecommerce(n_users=1500)
+    columns = list(zip(*data.interactions, strict=True))
+    interactions = pa.table(
+        {
+            "USER_ID": list(columns[0]),
+            "ITEM_ID": list(columns[1]),
+            "TIMESTAMP": pa.array(columns[2], pa.int64()),
+            "EVENT_TYPE": list(columns[3]),
+        }
+    )
+    return Source("synthetic shop", "ECOMMERCE", interactions, None, None)
+
+
 @dataclass
 class _Domain:  # what schema_json reads of a DomainData
     domain: str
@@ -154,20 +172,19 @@ def personalized(source: Source, recipe: catalog.Recipe) -> Row:
     data = training_data(source, recipe)
     split = evaluation_split(data, seed=0)
     started = time.perf_counter()
-    ours = _evaluate(catalog.model_class(recipe), {}, split, data.n_items)[NDCG10]
+    hyperparameters = catalog.resolve_hyperparameters(recipe, None, None)
+    ours = _evaluate(catalog.model_class(recipe), hyperparameters, split, data.n_items)[NDCG10]
     seconds = time.perf_counter() - started
     baseline = _evaluate(PopularityModel, {}, split, data.n_items)[NDCG10]
     return Row(recipe.name, source.label, "NDCG@10", ours, baseline, seconds, len(split.test_users))
 
 
-def related(source: Source, recipe: catalog.Recipe) -> Row:
+def related(source: Source, recipe: catalog.Recipe, *, baskets: bool = False) -> Row:
     data = training_data(source, recipe)
-    if recipe.name == "aws-ecomm-frequently-bought-together":
-        train, queries = _held_out_baskets(data)
-    else:
-        train, queries = _held_out_next_items(data)
+    train, queries = _held_out_baskets(data) if baskets else _held_out_next_items(data)
     started = time.perf_counter()
-    model = build(catalog.model_class(recipe), {}).fit(train)
+    hyperparameters = catalog.resolve_hyperparameters(recipe, None, None)
+    model = build(catalog.model_class(recipe), hyperparameters).fit(train)
     seconds = time.perf_counter() - started
     popular = np.argsort(-np.bincount(train.items, minlength=train.n_items), kind="stable")
     ours = baseline = 0
@@ -176,13 +193,12 @@ def related(source: Source, recipe: catalog.Recipe) -> Row:
         ours += bool(set(listed.tolist()) & truth)
         baseline += bool(set(popular[popular != query][:K].tolist()) & truth)
     n = max(len(queries), 1)
-    return Row(
-        recipe.name, source.label, "hit rate@10", ours / n, baseline / n, seconds, len(queries)
-    )
+    measure = "hit rate@10 (baskets)" if baskets else "hit rate@10"
+    return Row(recipe.name, source.label, measure, ours / n, baseline / n, seconds, len(queries))
 
 
 def _held_out_next_items(data: InteractionData) -> tuple[InteractionData, list]:
-    split = evaluation_split(data, seed=0)
+    split = evaluation_split(data, seed=0, test_user_fraction=1.0)
     train = split.train
     queries = []
     for user, truth in zip(split.test_users, split.truth, strict=True):
@@ -219,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows: list[Row] = []
     skipped: list[str] = []
+    fbt = catalog.RECIPES["aws-ecomm-frequently-bought-together"]
+    rows.append(related(synthetic_shop(), fbt, baskets=True))
     for loader in (retail_demo_store, ml_latest_small):
         source = loader()
         if source is None:
@@ -245,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{row.baseline:.4f} | {row.ratio:.2f} | {row.seconds:.1f} | {row.queries} |"
         )
         target = PERSONALIZED_TARGET if row.measure == "NDCG@10" else RELATED_TARGET
-        verdict = "met" if row.ratio >= target else "MISSED"
+        verdict = "met" if row.ours > 0 and row.ratio >= target else "MISSED"
         verdicts.append(
             f"{verdict}: {row.data}: {row.use_case} {row.measure} {row.ours:.4f} >= "
             f"{target}x popularity {row.baseline:.4f}; ratio {row.ratio:.2f}"

@@ -13,6 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from openpersonalize.data.interactions import InteractionData
 from openpersonalize.recipes.base import Model
+from openpersonalize.recipes.baskets import BasketModel, basket_codes
 from openpersonalize.recipes.similar_items import (
     SimilarItemsModel,
     metadata_features,
@@ -36,6 +37,7 @@ ALL_DATA = {
 }
 
 MODELS: dict[str, Callable[[], Model]] = {
+    "baskets": BasketModel,
     "sims": SimsModel,
     "similar_items": SimilarItemsModel,
     "trending": TrendingNowModel,
@@ -472,3 +474,37 @@ def test_trending_save_load_then_refresh(tmp_path: Path) -> None:
 def test_trending_refuses_an_unknown_frequency() -> None:
     with pytest.raises(ValueError, match="trend_discovery_frequency"):
         TrendingNowModel(trend_discovery_frequency="5 minutes").fit(trending_base())
+
+
+# -- frequently bought together (BasketModel) -----------------------------------------------------
+
+
+def test_basket_codes_split_each_users_purchases_at_long_gaps() -> None:
+    users = np.array([0, 0, 0, 1, 1, 0])
+    stamps = np.array([100, 160, 9000, 100, 50, 9100])
+    codes = basket_codes(users, stamps, gap_seconds=3600)
+    # user 0: {100, 160} then {9000, 9100}; user 1: {50, 100}, in any event order
+    assert codes[0] == codes[1] != codes[2] == codes[5]
+    assert codes[3] == codes[4] and codes[3] not in (codes[0], codes[2])
+    assert len(basket_codes(np.array([], int), np.array([], int), 60)) == 0
+
+
+def test_baskets_outrank_what_the_same_buyers_bought_another_day() -> None:
+    """Item 2p+1 is bought in the same basket as 2p; item (2p+2) % 40 by the same buyer a
+    month later. Baskets must win; with no baskets at all, the buyer's other purchases still
+    give neighbours."""
+    rng = np.random.default_rng(5)
+    rows: list[tuple[int, int, int]] = []
+    for user in range(300):
+        pair = int(rng.integers(0, 20))
+        rows += [(user, 2 * pair, 1000), (user, 2 * pair + 1, 1060)]
+        rows += [(user, (2 * pair + 2) % 40, 1000 + 30 * 86400)]
+    model = BasketModel().fit(events(rows, n_items=40))
+    for item in range(0, 40, 2):
+        listed, _ = model.similar_items(item, 3)
+        assert listed[0] == item + 1, (item, listed)
+    one_item_orders = [(user, item, stamp + user * 86400 * 400) for user, item, stamp in rows]
+    spread = [(u, i, s + n * 7 * 86400) for n, (u, i, s) in enumerate(one_item_orders)]
+    model = BasketModel().fit(events(spread, n_items=40))
+    listed, _ = model.similar_items(0, 3)
+    assert 1 in listed  # bought by the same buyers, never in one basket

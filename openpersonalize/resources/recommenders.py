@@ -36,7 +36,11 @@ log = logging.getLogger("openpersonalize.recommenders")
 
 KIND = lifecycle.Kind("recommender", "recommenderArn", "recommender")
 MODEL_KIND = lifecycle.Kind(
-    "recommender-model", "recommenderModelArn", "recommender model", arn_type="recommender"
+    "recommender-model",
+    "recommenderModelArn",
+    "recommender model",
+    name_scoped_to_parent=True,
+    arn_type="recommender",
 )
 MAX_PER_DATASET_GROUP, MAX_PER_ACCOUNT = 5, 15  # the service's quotas
 FULL_RETRAIN_SECONDS = 7 * 86400.0  # every recommender is retrained weekly
@@ -312,6 +316,7 @@ def _fail_state_change(context: Context, arn: str, reason: str) -> None:
             if row.status in (lifecycle.STOP_PENDING, lifecycle.STOP_IN_PROGRESS)
             else lifecycle.INACTIVE
         )
+        # Back to where it was, which no forward transition allows: set directly.
         row.status, row.failure_reason, row.updated_at = back, reason, context.now()
 
 
