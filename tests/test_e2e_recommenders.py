@@ -329,6 +329,23 @@ def test_filters_metadata_and_promotions_on_a_recommender(  # type: ignore[no-un
     )
     promoted = [entry for entry in listed if entry.get("promotionName") == "cheap"]
     assert len(promoted) == 2 and all(float(entry["metadata"]["PRICE"]) < 10 for entry in promoted)
+    # The promotion's filter alone picks promoted items; the request's filter the others.
+    in_preferred = personalize.create_filter(
+        name=unique("filter"),
+        datasetGroupArn=ecommerce["group"],
+        filterExpression=f'INCLUDE ItemID WHERE Items.CATEGORY_L1 IN ("{preferred}")',
+    )["filterArn"]
+    answer = runtime.get_recommendations(
+        recommenderArn=arn,
+        userId=user,
+        numResults=10,
+        filterArn=not_preferred,
+        promotions=[{"name": "own", "percentPromotedItems": 30, "filterArn": in_preferred}],
+    )
+    for entry in answer["itemList"]:
+        promoted_entry = entry.get("promotionName") == "own"
+        assert (shop.group_of[entry["itemId"]] == preferred) == promoted_entry, entry
+    assert sum(entry.get("promotionName") == "own" for entry in answer["itemList"]) == 3
     # Metadata only where the recommender enables it.
     with pytest.raises(ClientError) as refused:
         runtime.get_recommendations(
@@ -688,3 +705,51 @@ def test_recommenders_retrain_on_schedule(tmp_path: Path, videos) -> None:  # ty
         assert eventually(lambda: top("aws-vod-most-popular")[:1] == ["brand-new"])
     finally:
         server.stop()
+
+
+def test_domain_schemas_are_checked_at_create_dataset(personalize) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    group = personalize.create_dataset_group(name=unique("shop"), domain="ECOMMERCE")
+    assert (
+        personalize.describe_dataset_group(datasetGroupArn=group["datasetGroupArn"])[
+            "datasetGroup"
+        ]["domain"]
+        == "ECOMMERCE"
+    )
+
+    def dataset(fields: list[dict[str, Any]], schema_domain: str | None = "ECOMMERCE") -> str:
+        text = json.dumps(
+            {
+                "type": "record",
+                "name": "Items",
+                "namespace": "com.amazonaws.personalize.schema",
+                "fields": fields,
+                "version": "1.0",
+            }
+        )
+        extra = {"domain": schema_domain} if schema_domain else {}
+        schema_arn = personalize.create_schema(name=unique("schema"), schema=text, **extra)[
+            "schemaArn"
+        ]
+        assert personalize.describe_schema(schemaArn=schema_arn)["schema"].get("domain") == (
+            schema_domain
+        )
+        with pytest.raises(ClientError) as refused:
+            personalize.create_dataset(
+                name=unique("items"),
+                datasetGroupArn=group["datasetGroupArn"],
+                schemaArn=schema_arn,
+                datasetType="Items",
+            )
+        assert error_code(refused.value) == "InvalidInputException"
+        return str(refused.value)
+
+    item_id = {"name": "ITEM_ID", "type": "string"}
+    price = {"name": "PRICE", "type": "float"}
+    category = {"name": "CATEGORY_L1", "type": "string", "categorical": True}
+    assert "CATEGORY_L1" in dataset([item_id, price])  # a required field is missing
+    assert "categorical" in dataset([item_id, price, {**category, "categorical": False}])
+    assert "domain" in dataset([item_id, price, category], schema_domain=None)
+    # Nothing half-made: the group still has no dataset.
+    assert personalize.list_datasets(datasetGroupArn=group["datasetGroupArn"])["datasets"] == []

@@ -611,13 +611,14 @@ def get_recommendations(context: Context, body: dict[str, Any]) -> dict[str, Any
     if recipe_type == "RELATED_ITEMS":
         return _related(request, body, k, columns)
     scores = request.candidate_scores()
-    allowed = request.filter_mask(body.get("filterArn"), body.get("filterValues"))
-    request.leave_out_automatic_exclusions(allowed)
+    recommendable = np.ones(request.deployed.model.n_items_, dtype=bool)
+    request.leave_out_automatic_exclusions(recommendable)
+    allowed = recommendable & request.filter_mask(body.get("filterArn"), body.get("filterValues"))
     scored = allowed & (scores > -np.inf)
     if np.count_nonzero(scored) < min(k, np.count_nonzero(allowed)):
         scores, scored = request.scores(), allowed  # the filter left too few candidates
     shift, scale = normalized(scores, scored)
-    promoted, promotion_name = _promotion(request, body, k, allowed)
+    promoted, promotion_name = _promotion(request, body, k, recommendable)
     explore = _exploration_slots(request, k, allowed, promoted)
     regular_slots = k - len(promoted) - len(explore)
     taken = np.zeros(len(allowed), dtype=bool)
@@ -697,8 +698,10 @@ def _interleave(
 
 
 def _promotion(
-    request: Request, body: dict[str, Any], k: int, allowed: np.ndarray
+    request: Request, body: dict[str, Any], k: int, recommendable: np.ndarray
 ) -> tuple[list[int], str | None]:
+    """The promoted items: the promotion's filter alone decides them (the request's filter
+    applies to the other items only, as the service documents), after automatic exclusions."""
     promotions = body.get("promotions") or []
     if not promotions:
         return [], None
@@ -709,7 +712,9 @@ def _promotion(
     if not 1 <= percent <= 100:
         raise InvalidInputException("promotions[].percentPromotedItems must be from 1 to 100.")
     count = math.ceil(k * percent / 100)
-    mask = allowed & request.filter_mask(promotion["filterArn"], promotion.get("filterValues"))
+    mask = recommendable & request.filter_mask(
+        promotion["filterArn"], promotion.get("filterValues")
+    )
     return _top(request.scores(), mask, count), promotion.get("name")
 
 
