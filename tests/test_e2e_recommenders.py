@@ -86,7 +86,7 @@ def domain_group(
             job,
             timeout=300,
         )
-        assert done["status"] == "ACTIVE", done
+        assert done["status"] == "ACTIVE", done.get("failureReason")
     return group_arn
 
 
@@ -639,9 +639,14 @@ def test_recommenders_retrain_on_schedule(tmp_path: Path, videos) -> None:  # ty
         recommenders = create_recommenders(
             personalize, group_arn, ("aws-vod-most-popular", "aws-vod-top-picks")
         )
-        # A new hit: a video nobody had, watched by every viewer.
+        # A new hit: a video nobody had, watched by every viewer again and again (an import
+        # holds at least 1000 records).
         newest = videos.last_timestamp()
-        hit = [(user, "brand-new", newest + 60, "Watch") for user in videos.preferred]
+        hit = [
+            (user, "brand-new", newest + 60 * n, "Watch")
+            for user in videos.preferred
+            for n in range(1, 8)
+        ]
         bucket = unique("more")
         (s3_root / bucket).mkdir()
         with (s3_root / bucket / "more.csv").open("w") as out:
@@ -664,7 +669,7 @@ def test_recommenders_retrain_on_schedule(tmp_path: Path, videos) -> None:  # ty
             "datasetImportJobArn",
             job,
         )
-        assert done["status"] == "ACTIVE", done
+        assert done["status"] == "ACTIVE", done.get("failureReason")
         user = next(iter(videos.preferred))
 
         def top(use_case: str) -> list[str]:
