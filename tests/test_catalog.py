@@ -163,6 +163,8 @@ def test_model_classes() -> None:
         "aws-hrnn",
         "aws-hrnn-metadata",
         "aws-hrnn-coldstart",
+        "aws-item-affinity",
+        "aws-item-attribute-affinity",
     }
     for recipe in RECIPES.values():
         if recipe.model is None:

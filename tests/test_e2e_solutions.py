@@ -22,7 +22,7 @@ from openpersonalize.training.artifacts import load_vocabularies
 
 UP = "arn:aws:personalize:::recipe/aws-user-personalization"
 POPULARITY = "arn:aws:personalize:::recipe/aws-popularity-count"
-UNTRAINABLE = "arn:aws:personalize:::recipe/aws-item-affinity"
+UNTRAINABLE = "arn:aws:personalize:::recipe/aws-next-best-action"
 HEADER = "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE,EVENT_VALUE\n"
 ITEMS_SCHEMA = json.dumps(
     {
@@ -190,7 +190,7 @@ REFUSED = [
     ({"recipeArn": None}, "InvalidInputException", "recipeArn"),
     ({"performAutoML": True}, "InvalidInputException", "performAutoML"),
     ({"recipeArn": "arn:aws:personalize:::recipe/aws-nope"}, "ResourceNotFoundException", "nope"),
-    ({"recipeArn": UNTRAINABLE}, "InvalidInputException", "aws-item-affinity"),
+    ({"recipeArn": UNTRAINABLE}, "InvalidInputException", "aws-next-best-action"),
     (
         {"solutionConfig": {"hpoConfig": {"hpoResourceConfig": {"maxNumberOfTrainingJobs": "41"}}}},
         "InvalidInputException",

@@ -155,17 +155,19 @@ def _token_index(strings: pa.Array, categorical: bool) -> dict[str, np.ndarray]:
     return {words[c]: g for c, g in zip(present.tolist(), groups, strict=True)}
 
 
-def _align(table: pa.Table, columns: list[str], item_ids: np.ndarray) -> pa.Table:
-    """Rows of ``table`` in item-code order; a table with ITEM_ID is joined on it."""
+def _align(
+    table: pa.Table, columns: list[str], item_ids: np.ndarray, id_column: str = "ITEM_ID"
+) -> pa.Table:
+    """Rows of ``table`` in code order; a table with the ID column is joined on it."""
     present = [c for c in columns if c in table.column_names]
-    if "ITEM_ID" not in table.column_names:
+    if id_column not in table.column_names:
         if table.num_rows != len(item_ids):
             raise ValueError(
                 f"item_metadata has {table.num_rows} rows for {len(item_ids)} items and no "
                 "ITEM_ID column to align them"
             )
         return table.select(present)
-    ids = pc.cast(table.column("ITEM_ID").combine_chunks(), pa.string())
+    ids = pc.cast(table.column(id_column).combine_chunks(), pa.string())
     # A later row replaces an earlier one with the same ID: look IDs up in reversed order.
     reverse = np.arange(table.num_rows - 1, -1, -1)
     rows_rev = pc.index_in(pa.array(item_ids, type=pa.string()), value_set=ids.take(reverse))
@@ -178,7 +180,10 @@ MaskFn = Callable[[UserContext, Values], np.ndarray]
 
 
 class CompiledFilter:
-    """A filter ready to produce item masks for one model's item vocabulary."""
+    """A filter ready to produce item masks for one model's item vocabulary, or (``target``
+    "UserID", a user-segment filter) user masks for its user vocabulary: then ``item_ids``
+    and ``item_metadata`` are the users and the Users data, and ``user_events`` the
+    (user code, EVENT_TYPE) of every interaction, for Interactions conditions."""
 
     def __init__(
         self,
@@ -186,19 +191,34 @@ class CompiledFilter:
         item_ids: np.ndarray,
         item_metadata: pa.Table | None,
         categorical_columns: set[str],
+        *,
+        target: str = "ItemID",
+        user_events: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         for expression in filter.expressions:
-            if expression.target != "ItemID":
+            if expression.target != target:
                 raise InvalidInputException(
                     f"The filter has a {expression.action} {expression.target} expression; "
-                    "UserID expressions filter user segments and can't filter item "
-                    "recommendations"
+                    + (
+                        "UserID expressions filter user segments and can't filter item "
+                        "recommendations"
+                        if target == "ItemID"
+                        else "ItemID expressions filter items and can't filter user segments"
+                    )
                 )
         self.filter = filter
         self.n = len(item_ids)
         self._item_ids = item_ids
+        self._entity = "Items" if target == "ItemID" else "Users"
+        self._user_events = user_events
+        id_column = "ITEM_ID" if target == "ItemID" else "USER_ID"
         used = sorted(
-            {c.column for e in filter.expressions for c in e.conditions if c.dataset == "Items"}
+            {
+                c.column
+                for e in filter.expressions
+                for c in e.conditions
+                if c.dataset == self._entity
+            }
             | {
                 v.column
                 for e in filter.expressions
@@ -209,10 +229,10 @@ class CompiledFilter:
         )
         table = None
         if item_metadata is not None and used:
-            table = _align(item_metadata, used, item_ids)
+            table = _align(item_metadata, used, item_ids, id_column)
         self._columns: dict[str, _Column] = {}
         for name in used:
-            if name == "ITEM_ID":  # the item's own ID, always known
+            if name == id_column:  # the item's (user's) own ID, always known
                 array = pa.array(item_ids, type=pa.string())
             elif table is not None and name in table.column_names:
                 array = table.column(name).combine_chunks()
@@ -296,9 +316,11 @@ class CompiledFilter:
 
     def _condition(self, condition: Condition) -> MaskFn:
         if condition.dataset == "Interactions":
+            if self._entity == "Users":
+                return _users_with_events(condition, self.n, self._user_events)
             return _interactions(condition, self.n)
         column = self._columns[condition.column]
-        where = f"Items.{condition.column}"
+        where = f"{self._entity}.{condition.column}"
         dynamic = any(isinstance(v, (Placeholder, CurrentItemField)) for v in condition.values)
 
         if condition.operator in COMPARISONS:
@@ -459,6 +481,25 @@ def _interactions(condition: Condition, n: int) -> MaskFn:
         return out
 
     return interactions
+
+
+def _users_with_events(
+    condition: Condition, n: int, user_events: tuple[np.ndarray, np.ndarray] | None
+) -> MaskFn:
+    """Users with an interaction of the condition's event types (NOT IN: of another type)."""
+    negate = condition.operator == "NOT IN"
+    codes, types = user_events if user_events is not None else (np.empty(0, int), np.empty(0))
+    keys = np.array([event_type_key(str(t or "")) for t in types], dtype=object)
+
+    def users(user: UserContext, values: Values) -> np.ndarray:
+        wanted = _event_types(condition, values)
+        matches = np.ones(len(keys), bool) if "*" in wanted else np.isin(keys, list(wanted))
+        out = np.zeros(n, dtype=bool)
+        chosen = codes[matches != negate]
+        out[chosen[(chosen >= 0) & (chosen < n)]] = True
+        return out
+
+    return users
 
 
 def _user_values(value: object) -> tuple[list[str], float | None]:

@@ -144,6 +144,15 @@ class ALSModel(Model):
             out[known] = self.popularity_[items[known]]
         return out
 
+    def user_affinity(self, items: np.ndarray) -> np.ndarray:
+        """Every user's mean score over `items`: one product with the mean item factor."""
+        self._check_fitted()
+        items = np.asarray(items, dtype=np.int64).reshape(-1)
+        scores = np.asarray(self.user_factors_) @ np.asarray(self.item_factors_)[items].mean(axis=0)
+        cold = ~np.asarray(self.warm_users_)
+        scores[cold] = self.popularity_[items].mean()  # users without events: by popularity
+        return scores.astype(np.float32)
+
     def similar_items(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Cosine similarity of item factors; popularity for an item without events."""
         self._check_fitted()

@@ -64,6 +64,18 @@ class Model:
         without retraining; None where the model cannot (serving then uses `score`)."""
         return None
 
+    def user_affinity(self, items: np.ndarray) -> np.ndarray:
+        """(n_users_,) each user's mean score over `items` (item codes): how likely each user
+        is to interact with them, for user segments. Computed a chunk of users at a time."""
+        self._check_fitted()
+        items = np.asarray(items, dtype=np.int64).reshape(-1)
+        out = np.empty(self.n_users_, dtype=np.float32)
+        step = max(1, self.chunk_elements // max(self.n_items_, 1))
+        for start in range(0, self.n_users_, step):
+            users = np.arange(start, min(start + step, self.n_users_), dtype=np.int32)
+            out[start : start + len(users)] = self.score(users)[:, items].mean(axis=1)
+        return out
+
     def refresh(self, data: InteractionData, user_ids: np.ndarray, item_ids: np.ndarray) -> Self:
         """Training mode UPDATE: a model for `data` that keeps what this one learned.
 

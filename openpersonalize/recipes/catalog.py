@@ -369,8 +369,8 @@ _ALL: tuple[Recipe, ...] = (
         # The docs state no HPO tunability; it is the same parameter as in the sequence
         # recipes, where it is tunable.
         (_integer("hidden_dimension", 149, 32, 256, tunable=True),),
-        None,
-        _NOT_YET.format("user segmentation by item affinity"),
+        # Users ranked by their implicit-ALS affinity to the item.
+        "openpersonalize.recipes.als:ALSModel",
     ),
     Recipe(
         "aws-item-attribute-affinity",
@@ -380,8 +380,8 @@ _ALL: tuple[Recipe, ...] = (
         "aws-item-attribute-affinity",
         "item-attribute-affinity",
         (_integer("hidden_dimension", 149, 32, 256, tunable=True),),
-        None,
-        _NOT_YET.format("user segmentation by item attribute affinity"),
+        # Users ranked by their mean implicit-ALS affinity to the items with the attributes.
+        "openpersonalize.recipes.als:ALSModel",
     ),
     Recipe(
         "aws-next-best-action",

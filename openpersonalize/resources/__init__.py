@@ -6,6 +6,7 @@ from openpersonalize.context import Context
 from openpersonalize.jobs import runner
 from openpersonalize.resources import (
     batch_inference_jobs,
+    batch_segment_jobs,
     campaigns,
     dataset_groups,
     dataset_import_jobs,
@@ -87,6 +88,7 @@ runner.register_periodic(_auto_training, every_seconds=5.0)
 
 __all__ = [
     "batch_inference_jobs",
+    "batch_segment_jobs",
     "campaigns",
     "filters",
     "dataset_groups",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,8 +79,8 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
         )
     input_path = request["jobInput"]["s3DataSource"]["path"]
     output_path = request["jobOutput"]["s3DataDestination"]["path"]
-    _check_input_path(input_path)
-    _check_output_path(output_path)
+    check_input_path(input_path)
+    check_output_path(output_path)
     config = request.get("batchInferenceJobConfig") or {}
     if config.get("rankingInfluence"):
         raise InvalidInputException(
@@ -101,7 +101,7 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
             campaigns.check_config(version.arn, version, config)
         filter_arn = request.get("filterArn")
         if filter_arn:
-            _check_filter(session, filter_arn, version)
+            check_filter(session, filter_arn, version)
         in_flight = session.scalar(
             select(func.count())
             .select_from(ResourceRow)
@@ -143,7 +143,7 @@ describe = lifecycle.describe_handler(KIND, "batchInferenceJob")
 list_ = lifecycle.list_handler(KIND, "batchInferenceJobs", parent=solution_versions.KIND)
 
 
-def _check_input_path(path: str) -> None:
+def check_input_path(path: str) -> None:
     try:
         _bucket, key = parse_s3_location(path)
     except ImportFailed as error:
@@ -152,7 +152,7 @@ def _check_input_path(path: str) -> None:
         raise InvalidInputException(f"jobInput.s3DataSource.path {path} must not contain '..'.")
 
 
-def _check_output_path(path: str) -> None:
+def check_output_path(path: str) -> None:
     try:
         bucket, key = parse_s3_location(path)
     except ImportFailed as error:
@@ -184,7 +184,7 @@ def _check_recipe(version: ResourceRow) -> None:
         )
 
 
-def _check_filter(session: Any, filter_arn: str, version: ResourceRow) -> None:
+def check_filter(session: Any, filter_arn: str, version: ResourceRow) -> None:
     row = lifecycle.get(session, filters.KIND, filter_arn)
     lifecycle.require_usable(row, filters.KIND)
     if row.parent_arn != version.attributes.get("datasetGroupArn"):
@@ -205,6 +205,30 @@ def _run(job: runner.JobHandle) -> None:
         row = lifecycle.get(session, KIND, job.resource_arn)
         lifecycle.set_status(row, lifecycle.CREATE_IN_PROGRESS, context.now())
         attributes = dict(row.attributes)
+    deployed = MODELS.get(context, attributes["solutionVersionArn"])
+    answer = _Answerer(context, attributes, deployed.recipe.recipe_type)
+    total = answer_inputs(job, attributes, answer, _entry, "batch-inference")
+    with context.database.transaction() as session:
+        row = lifecycle.get(session, KIND, job.resource_arn)
+        lifecycle.set_status(row, lifecycle.ACTIVE, context.now())
+    output_path = attributes["jobOutput"]["s3DataDestination"]["path"]
+    job.progress(1.0, f"{total} lines answered, written to {output_path}")
+
+
+Answer = Callable[[Any], dict[str, Any]]  # an input record -> its output; ServiceError if not
+Entry = Callable[[Any, Any, str | None], dict[str, Any]]  # (record, output, error) -> a line
+
+
+def _entry(record: Any, output: Any, error: str | None) -> dict[str, Any]:
+    return {"input": record, "output": output, "error": error}
+
+
+def answer_inputs(
+    job: runner.JobHandle, attributes: dict[str, Any], answer: Answer, entry: Entry, label: str
+) -> int:
+    """Answer every line of every input file of a batch job (`jobInput`) and write each
+    file's answers to the output folder (`jobOutput`) as ``<name>.out``; the lines written."""
+    context = job.context
     input_path = attributes["jobInput"]["s3DataSource"]["path"]
     output_path = attributes["jobOutput"]["s3DataDestination"]["path"]
     out_bucket, out_prefix = parse_s3_location(output_path)  # "" (the bucket) or ends in "/"
@@ -213,10 +237,8 @@ def _run(job: runner.JobHandle) -> None:
         settings.s3_endpoint_url,
         Path(settings.s3_local_root) if settings.s3_local_root else None,
     )
-    scratch = context.data_dir / "scratch" / f"batch-inference-{job.job_id}"
+    scratch = context.data_dir / "scratch" / f"{label}-{job.job_id}"
     try:
-        deployed = MODELS.get(context, attributes["solutionVersionArn"])
-        answer = _Answerer(context, attributes, deployed.recipe.recipe_type)
         inputs = store.list_inputs(input_path, output_path)
         job.progress(0.0, f"{len(inputs)} input file(s) at {input_path}, writing to {output_path}")
         scratch.mkdir(parents=True, exist_ok=True)
@@ -224,7 +246,7 @@ def _run(job: runner.JobHandle) -> None:
         for number, source in enumerate(inputs):
             local_input = store.fetch(source, scratch / f"in-{number:05d}")
             local_output = scratch / f"out-{number:05d}"
-            count = _answer_file(source.location, local_input, local_output, answer, job)
+            count = _answer_file(source.location, local_input, local_output, answer, entry, job)
             destination = f"s3://{out_bucket}/{out_prefix}{source.relative_name}{OUTPUT_SUFFIX}"
             store.store(local_output, destination)
             total += count
@@ -235,20 +257,18 @@ def _run(job: runner.JobHandle) -> None:
             raise BatchJobFailed(f"The input at {input_path} has no records (every file is empty).")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    with context.database.transaction() as session:
-        row = lifecycle.get(session, KIND, job.resource_arn)
-        lifecycle.set_status(row, lifecycle.ACTIVE, context.now())
-    job.progress(1.0, f"{total} lines answered, written to {output_path}")
+    return total
 
 
-def _fail(context: Context, arn: str, reason: str) -> None:
+def fail_job(context: Context, arn: str, reason: str) -> None:
+    """A batch job that cannot finish ends CREATE FAILED with the reason."""
     with context.database.transaction() as session:
         row = lifecycle.find(session, arn)
         if row is not None and row.status in lifecycle.IN_FLIGHT:
             lifecycle.set_status(row, lifecycle.CREATE_FAILED, context.now(), reason)
 
 
-runner.register("batch_inference", _run, _fail)
+runner.register("batch_inference", _run, fail_job)
 
 
 class _Answerer:
@@ -311,7 +331,7 @@ def _items(entries: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _answer_file(
-    location: str, source: Path, target: Path, answer: _Answerer, job: runner.JobHandle
+    location: str, source: Path, target: Path, answer: Answer, entry: Entry, job: runner.JobHandle
 ) -> int:
     """Write one output line per non-blank input line; the number of lines written."""
     lines = parsed = 0
@@ -331,16 +351,12 @@ def _answer_file(
             try:
                 record = json.loads(text)
             except json.JSONDecodeError as error:
-                entry: dict[str, Any] = {
-                    "input": text,
-                    "output": None,
-                    "error": f"Invalid JSON: {error}",
-                }
-                first_bad = first_bad or f"line {number}: {entry['error']}"
+                line = entry(text, None, f"Invalid JSON: {error}")
+                first_bad = first_bad or f"line {number}: Invalid JSON: {error}"
             else:
                 parsed += 1
-                entry = _answer_record(record, answer, f"{location} line {number}")
-            writer.write(json.dumps(entry, separators=(",", ":"), ensure_ascii=False) + "\n")
+                line = _answer_record(record, answer, entry, f"{location} line {number}")
+            writer.write(json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n")
             if lines % PROGRESS_EVERY == 0:
                 job.progress(0.0, f"{location}: {lines} lines")
     if lines and not parsed:
@@ -348,14 +364,14 @@ def _answer_file(
     return lines
 
 
-def _answer_record(record: Any, answer: _Answerer, where: str) -> dict[str, Any]:
+def _answer_record(record: Any, answer: Answer, entry: Entry, where: str) -> dict[str, Any]:
     try:
         output = answer(record)
     except ServiceError as error:  # this line's problem: reported on the line, the job goes on
-        return {"input": record, "output": None, "error": error.message}
+        return entry(record, None, error.message)
     except Exception as error:  # not the input's fault: stop, saying where
         raise BatchJobFailed(f"{where}: could not answer {record!r:.200}: {error}") from error
-    return {"input": record, "output": output, "error": None}
+    return entry(record, output, None)
 
 
 # ------------------------------------------------------------------------------ storage

@@ -397,6 +397,45 @@ def _compiled_filter(
     return _FILTERS.get((filter_arn, deployed.version_arn), load)
 
 
+def user_segment_filter(
+    context: Context, filter_arn: str, deployed: Deployed, catalog_data: ItemCatalog
+) -> Callable[[dict[str, str]], np.ndarray]:
+    """A user-segment filter (INCLUDE/EXCLUDE UserID ...) as a function of the filter values
+    to a mask over the model's user codes."""
+    with context.database.snapshot() as session:
+        row: ResourceRow = filters.serving_record(session, filter_arn)
+        if row.parent_arn != deployed.dataset_group_arn:
+            raise InvalidInputException(
+                f"The filter {filter_arn} belongs to another dataset group than the solution "
+                "version."
+            )
+        expression = row.attributes["filterExpression"]
+    users_schema = catalog_data.schemas.get("Users")
+    users_table = (
+        pa.Table.from_pylist(list(catalog_data.users.values())) if catalog_data.users else None
+    )
+    known = _history(context, deployed, catalog_data)
+    user_codes = np.array(
+        [deployed.artifacts.user_index.get(user_id, -1) for user_id in known.user_index],
+        dtype=np.int64,
+    )
+    history_rows = np.array(list(known.user_index.values()), dtype=np.int64)
+    per_user = np.diff(known.indptr)
+    codes_by_row = np.full(len(per_user), -1, dtype=np.int64)
+    codes_by_row[history_rows] = user_codes
+    event_users = np.repeat(codes_by_row, per_user)
+    event_types = np.array(known.type_names, dtype=object)[known.types]
+    compiled = CompiledFilter(
+        resolve_fields(parse_filter(expression), catalog_data.schemas),
+        deployed.artifacts.user_ids,
+        users_table,
+        {f.name for f in users_schema.fields if f.categorical} if users_schema else set(),
+        target="UserID",
+        user_events=(event_users, event_types),
+    )
+    return lambda values: compiled.mask(UserContext(), parse_filter_values(values))
+
+
 @dataclass
 class Request:
     """A runtime request, resolved against the campaign it names."""

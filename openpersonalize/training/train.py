@@ -28,6 +28,7 @@ from openpersonalize.data.interactions import InteractionData
 from openpersonalize.data.schema import Schema
 from openpersonalize.data.splits import EvaluationSplit, evaluation_split
 from openpersonalize.data.training_data import TrainingDataError, load_training_data
+from openpersonalize.metrics import segments
 from openpersonalize.metrics.ranking import (
     METRIC_NAMES,
     average_rewards,
@@ -142,19 +143,31 @@ def train_solution_version(
         result["searchSeconds"] = search.seconds
         search.remove_inputs()
     model_class = catalog.model_class(recipe)
-    split = evaluation_split(data, seed=SEED)
-    _progress(version_arn, 0.4, f"evaluating {recipe.name} on {len(split.test_users)} test users")
     objective = _objective(data, config)
-    evaluation = _evaluate(
-        model_class, hyperparameters, split, data.n_items, extended=True, objective=objective
-    )
-    # GetSolutionMetrics reports exactly the service's metrics; ours stay for `openpersonalize
-    # metrics`.
-    result["metrics"] = {
-        name: evaluation[name]
-        for name in (*METRIC_NAMES, "average_rewards_at_k")
-        if name in evaluation
-    }
+    if recipe.recipe_type == "USER_SEGMENTATION":
+        train, test_users, test_items = segments.held_out_newest(data)
+        _progress(
+            version_arn, 0.4, f"evaluating {recipe.name} on {len(test_items)} held-out events"
+        )
+        evaluation = segments.segment_metrics(
+            build(model_class, hyperparameters).fit(train), train, test_users, test_items
+        )
+        result["metrics"] = dict(evaluation)
+    else:
+        split = evaluation_split(data, seed=SEED)
+        _progress(
+            version_arn, 0.4, f"evaluating {recipe.name} on {len(split.test_users)} test users"
+        )
+        evaluation = _evaluate(
+            model_class, hyperparameters, split, data.n_items, extended=True, objective=objective
+        )
+        # GetSolutionMetrics reports exactly the service's metrics; ours stay for
+        # `openpersonalize metrics`.
+        result["metrics"] = {
+            name: evaluation[name]
+            for name in (*METRIC_NAMES, "average_rewards_at_k")
+            if name in evaluation
+        }
     result["extendedMetrics"] = evaluation
     _progress(version_arn, 0.7, "fitting the deployed model on all data")
     model = build(model_class, hyperparameters).fit(data)

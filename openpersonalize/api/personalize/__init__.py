@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from openpersonalize.resources import (
     batch_inference_jobs,
+    batch_segment_jobs,
     campaigns,
     dataset_groups,
     dataset_import_jobs,
@@ -38,6 +39,9 @@ OPERATIONS = {
     "CreateBatchInferenceJob": batch_inference_jobs.create,
     "DescribeBatchInferenceJob": batch_inference_jobs.describe,
     "ListBatchInferenceJobs": batch_inference_jobs.list_,
+    "CreateBatchSegmentJob": batch_segment_jobs.create,
+    "DescribeBatchSegmentJob": batch_segment_jobs.describe,
+    "ListBatchSegmentJobs": batch_segment_jobs.list_,
     "ListRecipes": recipes.list_recipes,
     "DescribeRecipe": recipes.describe_recipe,
     "DescribeAlgorithm": recipes.describe_algorithm,

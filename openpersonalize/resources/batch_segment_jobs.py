@@ -1,0 +1,163 @@
+"""Batch segment jobs: for every line of a JSON-lines file in S3, the users most likely to
+interact with an item (aws-item-affinity) or with items of given attributes
+(aws-item-attribute-affinity), written as ``{"recommendedUsers": [...]}``.
+
+Input and output storage, per-line errors and the job's failure rules are the batch
+inference jobs' (resources/batch_inference_jobs.py); each input file ``name.json`` becomes
+``{output prefix}name.json.out``. Output lines follow the guide's examples: Item-Affinity
+echoes its query under ``input``, Item-Attribute-Affinity at the top level.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from openpersonalize.context import Context
+from openpersonalize.errors import (
+    InvalidInputException,
+    LimitExceededException,
+    ResourceInUseException,
+)
+from openpersonalize.filters.expression import parse_filter
+from openpersonalize.jobs import runner
+from openpersonalize.recipes import catalog
+from openpersonalize.resources import batch_inference_jobs as batch
+from openpersonalize.resources import filters, lifecycle, solution_versions
+from openpersonalize.store.database import ResourceRow
+
+KIND = lifecycle.Kind(
+    "batch-segment-job", "batchSegmentJobArn", "batch segment job", name_key="jobName"
+)
+MAX_JOBS_IN_FLIGHT = 5  # pending or in progress, per account (the service's quota)
+DEFAULT_NUM_RESULTS, MAX_NUM_RESULTS = 25, 5_000_000
+ATTRIBUTES_RECIPE = "aws-item-attribute-affinity"
+
+
+def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
+    num_results = request.get("numResults", DEFAULT_NUM_RESULTS)
+    if not 1 <= num_results <= MAX_NUM_RESULTS:
+        raise InvalidInputException(
+            f"numResults (users per segment) must be from 1 to {MAX_NUM_RESULTS:,}, "
+            f"not {num_results}."
+        )
+    batch.check_input_path(request["jobInput"]["s3DataSource"]["path"])
+    batch.check_output_path(request["jobOutput"]["s3DataDestination"]["path"])
+    name = request["jobName"]
+    arn = context.arn(KIND.resource_type, name)
+    now = context.now()
+    with context.database.transaction() as session:
+        version = lifecycle.get(session, solution_versions.KIND, request["solutionVersionArn"])
+        if version.status != lifecycle.ACTIVE:
+            raise ResourceInUseException(
+                f"The solution version {version.arn} is {version.status}; a batch segment job "
+                "needs an ACTIVE solution version."
+            )
+        recipe = catalog.get_recipe(version.attributes.get("recipeArn") or "")
+        if recipe.recipe_type != "USER_SEGMENTATION":
+            raise InvalidInputException(
+                f"Batch segment jobs need a solution version of a USER_SEGMENTATION recipe "
+                f"(aws-item-affinity, aws-item-attribute-affinity); {version.arn} uses "
+                f"{recipe.name} ({recipe.recipe_type}): use a batch inference job."
+            )
+        filter_arn = request.get("filterArn")
+        if filter_arn:
+            _check_filter(session, filter_arn, version, recipe)
+        in_flight = session.scalar(
+            select(func.count())
+            .select_from(ResourceRow)
+            .where(
+                ResourceRow.resource_type == KIND.resource_type,
+                ResourceRow.status.in_(lifecycle.IN_FLIGHT),
+            )
+        )
+        if in_flight >= MAX_JOBS_IN_FLIGHT:
+            raise LimitExceededException(
+                f"{in_flight} batch segment jobs are already pending or in progress; the limit "
+                f"is {MAX_JOBS_IN_FLIGHT}."
+            )
+        attributes = {
+            "solutionVersionArn": version.arn,
+            "filterArn": filter_arn,
+            "numResults": num_results,
+            "jobInput": request["jobInput"],
+            "jobOutput": request["jobOutput"],
+            "roleArn": request["roleArn"],
+        }
+        lifecycle.create_pending(
+            session,
+            KIND,
+            arn=arn,
+            name=name,
+            now=now,
+            parent_arn=version.arn,
+            attributes={k: v for k, v in attributes.items() if v is not None},
+            job="batch_segment",
+            tags=request.get("tags"),
+        )
+    return {"batchSegmentJobArn": arn}
+
+
+def _check_filter(
+    session: Any, filter_arn: str, version: ResourceRow, recipe: catalog.Recipe
+) -> None:
+    batch.check_filter(session, filter_arn, version)
+    expression = lifecycle.get(session, filters.KIND, filter_arn).attributes["filterExpression"]
+    parsed = parse_filter(expression)
+    if any(e.target != "UserID" for e in parsed.expressions):
+        raise InvalidInputException(
+            f"The filter {filter_arn} selects items; a batch segment job needs a user-segment "
+            "filter (INCLUDE UserID WHERE ... or EXCLUDE UserID WHERE ...)."
+        )
+    reads_interactions = any(
+        c.dataset == "Interactions" for e in parsed.expressions for c in e.conditions
+    )
+    if recipe.name == ATTRIBUTES_RECIPE and reads_interactions:
+        raise InvalidInputException(
+            f"Item-Attribute-Affinity segments cannot use Interactions filters ({filter_arn})."
+        )
+
+
+describe = lifecycle.describe_handler(KIND, "batchSegmentJob")
+list_ = lifecycle.list_handler(KIND, "batchSegmentJobs", parent=solution_versions.KIND)
+
+
+def _run(job: runner.JobHandle) -> None:
+    from openpersonalize.serving.segments import Segmenter
+
+    context = job.context
+    with context.database.transaction() as session:
+        row = lifecycle.get(session, KIND, job.resource_arn)
+        lifecycle.set_status(row, lifecycle.CREATE_IN_PROGRESS, context.now())
+        attributes = dict(row.attributes)
+    segmenter = Segmenter(
+        context,
+        attributes["solutionVersionArn"],
+        int(attributes.get("numResults", DEFAULT_NUM_RESULTS)),
+        attributes.get("filterArn"),
+    )
+    by_attributes = segmenter.deployed.recipe.name == ATTRIBUTES_RECIPE
+
+    def answer(record: Any) -> dict[str, Any]:
+        if not isinstance(record, dict):
+            raise InvalidInputException("Each input line must be a JSON object.")
+        if record.get("filterValues") is not None and not isinstance(record["filterValues"], dict):
+            raise InvalidInputException("filterValues must be an object of strings.")
+        if by_attributes:
+            return {"recommendedUsers": segmenter.attribute_affinity(record)}
+        return {"recommendedUsers": segmenter.item_affinity(record)}
+
+    def entry(record: Any, output: Any, error: str | None) -> dict[str, Any]:
+        if by_attributes and isinstance(record, dict):  # the guide shows no "input" wrapper
+            return {**record, "output": output, "error": error}
+        return {"input": record, "output": output, "error": error}
+
+    total = batch.answer_inputs(job, attributes, answer, entry, "batch-segment")
+    with context.database.transaction() as session:
+        row = lifecycle.get(session, KIND, job.resource_arn)
+        lifecycle.set_status(row, lifecycle.ACTIVE, context.now())
+    job.progress(1.0, f"{total} segments written to {attributes['jobOutput']}")
+
+
+runner.register("batch_segment", _run, batch.fail_job)
