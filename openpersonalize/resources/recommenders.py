@@ -62,6 +62,12 @@ def models_key(recommender_name: str) -> str:
     return f"recommender-models/{recommender_name}"
 
 
+def model_key(model_arn: str) -> str:
+    """Where one of its models lives: recommender-models/<recommender>/<model id>."""
+    recommender_name, model_id = model_arn.rsplit("/", 2)[-2:]
+    return f"{models_key(recommender_name)}/{model_id}"
+
+
 def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     name = request["name"]
     arn = context.arn(KIND.resource_type, name)
@@ -339,7 +345,7 @@ def _train(job: runner.JobHandle) -> None:
             lifecycle.set_status(recommender, lifecycle.CREATE_IN_PROGRESS, context.now())
         elif purpose == UPDATE:
             _set_update_status(recommender, lifecycle.CREATE_IN_PROGRESS, context.now())
-    key = f"{models_key(recommender_arn.rsplit('/', 1)[1])}/{model_arn.rsplit('/', 1)[1]}"
+    key = model_key(model_arn)
     result = solution_versions.run_training(job, model_arn, key)
     if result is None:  # cancelled: the recommender went away meanwhile
         return
@@ -359,9 +365,12 @@ def _train(job: runner.JobHandle) -> None:
     MODELS.get(context, model_arn)  # loads before it serves: a switch never waits on a load
     with context.database.transaction() as session:
         recommender = lifecycle.get(session, KIND, recommender_arn)
-        previous = recommender.attributes.get("servingModelArn")
+        # The model served until now stays one more round: a request that read the old
+        # record a moment ago can still load it.
+        retired = recommender.attributes.get("previousModelArn")
         changes: dict[str, Any] = {
             "servingModelArn": model_arn,
+            "previousModelArn": recommender.attributes.get("servingModelArn"),
             "modelMetrics": result["metrics"],
             "lastTrainedAt": now,
         }
@@ -374,8 +383,8 @@ def _train(job: runner.JobHandle) -> None:
         lifecycle.update_attributes(recommender, now, **changes)
         if purpose == CREATE and recommender.status == lifecycle.CREATE_IN_PROGRESS:
             lifecycle.set_status(recommender, lifecycle.ACTIVE, now)
-        if previous:
-            _remove_model(context, session, previous)
+        if retired:
+            _remove_model(context, session, retired)
     job.progress(1.0, f"{recommender_arn} serves {model_arn}")
 
 
@@ -408,7 +417,7 @@ def _fail_training(context: Context, model_arn: str, reason: str) -> None:
             _set_update_status(recommender, lifecycle.CREATE_FAILED, now, message)
         else:
             log.warning("%s: scheduled retraining failed: %s", recommender.arn, message)
-    context.blobs.delete(f"{models_key(model_arn.split('/')[-2])}/{model_arn.rsplit('/', 1)[1]}")
+    context.blobs.delete(model_key(model_arn))
 
 
 def _remove_model(context: Context, session: Session, model_arn: str) -> None:
