@@ -110,6 +110,16 @@ ENVIRONMENT = [
 
 # Notebook inputs that exist only in AWS's own storage, with no local copy to supply.
 UNAVAILABLE: dict[str, list[str]] = {
+    "next_steps/core_use_cases/user_segmentation/user_segmentation_example.ipynb": [
+        "http://jmcauley.ucsd.edu/data/amazon_v2/categoryFiles/Grocery_and_Gourmet_Food.json.gz "
+        "and metaFiles2/meta_Grocery_and_Gourmet_Food.json.gz (Amazon review data, 2018; not "
+        "in ../shared/datasets)",
+    ],
+    "next_steps/core_use_cases/batch_recommendations/"
+    "user_personalization_batch_recommendations_example.ipynb": [
+        "http://files.grouplens.org/datasets/hetrec2011/hetrec2011-lastfm-2k.zip (HetRec 2011 "
+        "Last.fm; not in ../shared/datasets)",
+    ],
     "next_steps/core_use_cases/user_personalization/user-personalization-with-exploration.ipynb": [
         "s3://personalize-cli-json-models/sample-dataset/interactions-sample.csv "
         "(interactions with an IMPRESSION column)",
@@ -195,6 +205,9 @@ DEFAULT_NOTEBOOKS = [
     "next_steps/core_use_cases/user_personalization/user-personalization-with-exploration.ipynb",
     "next_steps/core_use_cases/automatic_context/notebooks/1.Building_Personalize_Campaign.ipynb",
     "getting_started/notebooks_managed_domains/Building_Your_First_Recommender_Ecommerce.ipynb",
+    "next_steps/core_use_cases/user_segmentation/user_segmentation_example.ipynb",
+    "next_steps/core_use_cases/batch_recommendations/"
+    "user_personalization_batch_recommendations_example.ipynb",
 ]
 
 
