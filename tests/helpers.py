@@ -34,6 +34,19 @@ ITEMS_SCHEMA = json.dumps(
 )
 
 
+def avro_schema(name: str, *fields: tuple[str, Any] | dict[str, Any]) -> str:
+    """A Personalize Avro schema text: fields as (name, type) pairs or whole field objects."""
+    return json.dumps(
+        {
+            "type": "record",
+            "name": name,
+            "namespace": "com.amazonaws.personalize.schema",
+            "fields": [f if isinstance(f, dict) else {"name": f[0], "type": f[1]} for f in fields],
+            "version": "1.0",
+        }
+    )
+
+
 def read_files(files: list[str]) -> pa.Table:
     """The Parquet files an import wrote (absolute paths), as read_dataset reads them."""
     return read_dataset(BlobStore("/"), [path.lstrip("/") for path in files])

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError
-from helpers import error_code, unique
+from helpers import avro_schema, error_code, unique
 
 from openpersonalize.testing.server import wait_for_status
 
@@ -28,18 +28,6 @@ def taste(user: str) -> int:
 
 def membership(user: str) -> str:
     return "gold" if int(user.split("-")[1]) % 3 == 0 else "silver"
-
-
-def schema(name: str, fields: list[dict[str, Any]]) -> str:
-    return json.dumps(
-        {
-            "type": "record",
-            "name": name,
-            "namespace": "com.amazonaws.personalize.schema",
-            "fields": fields,
-            "version": "1.0",
-        }
-    )
 
 
 def write_data(folder: Path) -> None:
@@ -65,28 +53,19 @@ def write_data(folder: Path) -> None:
 
 
 SCHEMAS = {
-    "Interactions": schema(
-        "Interactions",
-        [
-            {"name": "USER_ID", "type": "string"},
-            {"name": "ITEM_ID", "type": "string"},
-            {"name": "TIMESTAMP", "type": "long"},
-        ],
+    "Interactions": avro_schema(
+        "Interactions", ("USER_ID", "string"), ("ITEM_ID", "string"), ("TIMESTAMP", "long")
     ),
-    "Items": schema(
+    "Items": avro_schema(
         "Items",
-        [
-            {"name": "ITEM_ID", "type": "string"},
-            {"name": "GENRE", "type": "string", "categorical": True},
-            {"name": "PRICE", "type": "float"},
-        ],
+        ("ITEM_ID", "string"),
+        {"name": "GENRE", "type": "string", "categorical": True},
+        ("PRICE", "float"),
     ),
-    "Users": schema(
+    "Users": avro_schema(
         "Users",
-        [
-            {"name": "USER_ID", "type": "string"},
-            {"name": "MEMBERSHIP", "type": "string", "categorical": True},
-        ],
+        ("USER_ID", "string"),
+        {"name": "MEMBERSHIP", "type": "string", "categorical": True},
     ),
 }
 
@@ -157,9 +136,9 @@ def run_job(personalize, segments, lines: list[Any], **extra: Any) -> dict[str, 
 
 def test_segmentation_metrics(personalize, segments) -> None:  # type: ignore[no-untyped-def]
     for recipe in ("aws-item-affinity", "aws-item-attribute-affinity"):
-        metrics = personalize.get_solution_metrics(
-            solutionVersionArn=segments["versions"][recipe]
-        )["metrics"]
+        metrics = personalize.get_solution_metrics(solutionVersionArn=segments["versions"][recipe])[
+            "metrics"
+        ]
         assert set(metrics) == {"hit", "recall"}, metrics
         assert 0 < metrics["recall"] <= metrics["hit"] <= 1
 

@@ -201,16 +201,11 @@ def _run(job: runner.JobHandle) -> None:
     from openpersonalize.serving.engine import MODELS  # deferred: the engine is heavy
 
     context = job.context
-    with context.database.transaction() as session:
-        row = lifecycle.get(session, KIND, job.resource_arn)
-        lifecycle.set_status(row, lifecycle.CREATE_IN_PROGRESS, context.now())
-        attributes = dict(row.attributes)
+    attributes = dict(lifecycle.begin_job(context, KIND, job.resource_arn).attributes)
     deployed = MODELS.get(context, attributes["solutionVersionArn"])
     answer = _Answerer(context, attributes, deployed.recipe.recipe_type)
     total = answer_inputs(job, attributes, answer, _entry, "batch-inference")
-    with context.database.transaction() as session:
-        row = lifecycle.get(session, KIND, job.resource_arn)
-        lifecycle.set_status(row, lifecycle.ACTIVE, context.now())
+    lifecycle.finish_job(context, KIND, job.resource_arn)
     output_path = attributes["jobOutput"]["s3DataDestination"]["path"]
     job.progress(1.0, f"{total} lines answered, written to {output_path}")
 
@@ -233,7 +228,7 @@ def answer_inputs(
     output_path = attributes["jobOutput"]["s3DataDestination"]["path"]
     out_bucket, out_prefix = parse_s3_location(output_path)  # "" (the bucket) or ends in "/"
     settings = context.settings
-    store = _Store(
+    store = Store(
         settings.s3_endpoint_url,
         Path(settings.s3_local_root) if settings.s3_local_root else None,
     )
@@ -386,7 +381,7 @@ class _Input:
     local: Path | None = None  # the file itself when a local S3 root stands in for S3
 
 
-class _Store:
+class Store:
     """Objects under the local S3 root (``{root}/{bucket}/{key}``) or through boto3."""
 
     def __init__(self, endpoint_url: str | None, local_root: Path | None) -> None:

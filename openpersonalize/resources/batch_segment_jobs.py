@@ -127,10 +127,7 @@ def _run(job: runner.JobHandle) -> None:
     from openpersonalize.serving.segments import Segmenter
 
     context = job.context
-    with context.database.transaction() as session:
-        row = lifecycle.get(session, KIND, job.resource_arn)
-        lifecycle.set_status(row, lifecycle.CREATE_IN_PROGRESS, context.now())
-        attributes = dict(row.attributes)
+    attributes = dict(lifecycle.begin_job(context, KIND, job.resource_arn).attributes)
     segmenter = Segmenter(
         context,
         attributes["solutionVersionArn"],
@@ -154,9 +151,7 @@ def _run(job: runner.JobHandle) -> None:
         return {"input": record, "output": output, "error": error}
 
     total = batch.answer_inputs(job, attributes, answer, entry, "batch-segment")
-    with context.database.transaction() as session:
-        row = lifecycle.get(session, KIND, job.resource_arn)
-        lifecycle.set_status(row, lifecycle.ACTIVE, context.now())
+    lifecycle.finish_job(context, KIND, job.resource_arn)
     job.progress(1.0, f"{total} segments written to {attributes['jobOutput']}")
 
 

@@ -245,6 +245,20 @@ def await_active(context: Context, kind: Kind, arn: str, timeout: float = 60.0) 
         time.sleep(0.05)
 
 
+def begin_job(context: Context, kind: Kind, arn: str) -> ResourceRow:
+    """A job's resource goes CREATE IN_PROGRESS (again, on a retry); returns its record."""
+    with context.database.transaction() as session:
+        row = get(session, kind, arn)
+        set_status(row, CREATE_IN_PROGRESS, context.now())
+        return row
+
+
+def finish_job(context: Context, kind: Kind, arn: str) -> None:
+    """A job's resource goes ACTIVE: its work is done."""
+    with context.database.transaction() as session:
+        set_status(get(session, kind, arn), ACTIVE, context.now())
+
+
 def describe(row: ResourceRow, kind: Kind) -> dict[str, Any]:
     """The resource as Describe/List return it (the wire layer drops members the shape lacks)."""
     return {
