@@ -245,6 +245,24 @@ def test_empty_value_in_non_nullable_field(tmp_path: Path, interactions: Schema)
     assert reason == "s3://b/x.csv line 5, column USER_ID: missing value (expected a string)"
     reason = failure(tmp_path, interactions, HEADER + "u1,i1,,click,1\n")
     assert reason == "s3://b/x.csv line 2, column TIMESTAMP: missing value (expected a long)"
+    reason = failure(tmp_path, interactions, HEADER + "u1,i1,1700000000,,1\n")
+    assert reason == "s3://b/x.csv line 2, column EVENT_TYPE: missing value (expected a string)"
+
+
+def test_empty_plain_string_is_the_empty_string(tmp_path: Path) -> None:
+    """A title without a year leaves YEAR empty (the VOD sample notebook's items): a plain,
+    non-nullable string field reads it as "", as the service does."""
+    items = parse_schema(
+        '{"type": "record", "name": "Items", "fields": ['
+        '{"name": "ITEM_ID", "type": "string"}, {"name": "YEAR", "type": ["string"], '
+        '"categorical": true}, {"name": "PRICE", "type": "float"}]}'
+    )
+    path = tmp_path / "items.csv"
+    path.write_text("ITEM_ID,YEAR,PRICE\ni1,1995,1.5\ni2,,2.0\n")
+    result = import_csv([source(path)], items, tmp_path / "imported")
+    assert read_files(result.files).column("YEAR").to_pylist() == ["1995", ""]
+    path.write_text("ITEM_ID,YEAR,PRICE\ni1,1995,\n")
+    assert "column PRICE: missing value" in failure(tmp_path, items, path.read_text())
 
 
 @pytest.mark.parametrize(

@@ -205,6 +205,8 @@ DEFAULT_NOTEBOOKS = [
     "next_steps/core_use_cases/user_personalization/user-personalization-with-exploration.ipynb",
     "next_steps/core_use_cases/automatic_context/notebooks/1.Building_Personalize_Campaign.ipynb",
     "getting_started/notebooks_managed_domains/Building_Your_First_Recommender_Ecommerce.ipynb",
+    "getting_started/notebooks_managed_domains/"
+    "Building_Your_First_Recommender_Video_On_Demand.ipynb",
     "next_steps/core_use_cases/user_segmentation/user_segmentation_example.ipynb",
     "next_steps/core_use_cases/batch_recommendations/"
     "user_personalization_batch_recommendations_example.ipynb",
