@@ -74,6 +74,15 @@ def write_section(start: str, end: str, text: str) -> None:
     DOC.write_text(updated)
 
 
+def write_report(
+    start: str, end: str, title: str, intro: str, table: str, verdicts: list[str]
+) -> None:
+    """Write one script's section: heading, how it was run, its table and its verdicts."""
+    bullets = "\n".join(f"- {verdict}" for verdict in verdicts)
+    write_section(start, end, f"{start}\n## {title}\n\n{intro}\n\n{table}\n\n{bullets}\n{end}")
+    print(f"\nwrote {DOC}")
+
+
 def require_active(description: dict, log: str = "") -> None:
     if description.get("status") != "ACTIVE":
         raise SystemExit(f"not ACTIVE: {description}\n{log}")

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 import common
-from common import DOC, REPO
+from common import REPO
 
 sys.path.insert(0, str(REPO))
 
@@ -153,16 +153,16 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     print(f"- {verdict}")
     if args.write:
-        section = (
-            f"{START}\n## Recommenders on the campaigns' hot path\n\n"
+        common.write_report(
+            START,
+            END,
+            "Recommenders on the campaigns' hot path",
             f"`python benchmarks/recommender_serving.py --write`; {common.machine('numpy')}; "
             f"wrk {THREADS} threads, {CONNECTIONS} connections, {SECONDS} s per row, one server "
-            f"process; {len(data.interactions):,} interactions, {len(data.items):,} items.\n\n"
-            + text
-            + f"\n\n- {verdict}\n{END}"
+            f"process; {len(data.interactions):,} interactions, {len(data.items):,} items.",
+            text,
+            [verdict],
         )
-        common.write_section(START, END, section)
-        print(f"\nwrote {DOC}")
     return 0
 
 

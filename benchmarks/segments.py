@@ -22,7 +22,7 @@ import common
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from common import DATASETS, DOC, REPO
+from common import DATASETS, REPO
 
 sys.path.insert(0, str(REPO))
 
@@ -114,17 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     for verdict in verdicts:
         print(f"- {verdict}")
     if args.write:
-        section = (
-            f"{START}\n## User segments (aws-item-affinity)\n\n"
+        common.write_report(
+            START,
+            END,
+            "User segments (aws-item-affinity)",
             f"`python benchmarks/segments.py --write`; {common.machine('numpy', 'implicit')}. "
-            "Top 1 % of users per held-out item, users who already had the item left out.\n\n"
-            + text
-            + "\n\n"
-            + "\n".join(f"- {v}" for v in verdicts)
-            + f"\n{END}"
+            "Top 1 % of users per held-out item, users who already had the item left out.",
+            text,
+            verdicts,
         )
-        common.write_section(START, END, section)
-        print(f"\nwrote {DOC}")
     return 1 if any(v.startswith("MISSED") for v in verdicts) else 0
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import common
 import numpy as np
 import pyarrow as pa
-from common import DATASETS, DOC, REPO
+from common import DATASETS, REPO
 
 sys.path.insert(0, str(REPO))
 
@@ -275,18 +275,16 @@ def main(argv: list[str] | None = None) -> int:
     for name in skipped:
         print(f"- skipped: {name} (not in ../shared/datasets)")
     if args.write:
-        section = (
-            f"{START}\n## Domain use cases against their baselines\n\n"
+        common.write_report(
+            START,
+            END,
+            "Domain use cases against their baselines",
             f"`python benchmarks/use_cases.py --write`; {common.machine('numpy', 'torch')}. "
             "Popularity use cases are the baseline themselves; Trending now is measured in the "
-            "recipe tables above.\n\n"
-            + text
-            + "\n\n"
-            + "\n".join(f"- {v}" for v in verdicts)
-            + f"\n{END}"
+            "recipe tables above.",
+            text,
+            verdicts,
         )
-        common.write_section(START, END, section)
-        print(f"\nwrote {DOC}")
     return 1 if any(v.startswith("MISSED") for v in verdicts) else 0
 
 

@@ -386,12 +386,34 @@ def run(
     out: TextIO | None = None,
 ) -> int:
     """Run the workflow on `data` against an embedded server; return the exit status."""
-    from openpersonalize.testing.server import ServerProcess
-
     out = out or sys.stdout
     console = Console(out, STEPS)
     began = time.monotonic()
     demo = choose_demo(data)
+    users = len({row[0] for row in data.interactions})
+    console.say(
+        f"openpersonalize quickstart: {data.label}: {len(data.interactions):,} interactions, "
+        f"{users:,} users, {len(data.items):,} items"
+    )
+    run_embedded(
+        console,
+        data_dir,
+        lambda server, s3_root: _workflow(console, server, data, demo, s3_root),
+        began,
+    )
+    return 0
+
+
+def run_embedded(
+    console: Console,
+    data_dir: Path | None,
+    workflow: Callable[[Any, Path], None],
+    began: float,
+) -> None:
+    """Start an embedded server (its data in a temporary folder, or in `data_dir`), run
+    `workflow(server, s3_root)` against it, and stop it; a failure shows the server's log."""
+    from openpersonalize.testing.server import ServerProcess
+
     temporary = None
     if data_dir is None:
         temporary = tempfile.TemporaryDirectory(prefix="openpersonalize-quickstart-")
@@ -401,11 +423,6 @@ def run(
         root.mkdir(parents=True, exist_ok=True)
     s3_root = root / "s3"
     server = ServerProcess(root / "server", settings={"s3_local_root": str(s3_root)})
-    users = len({row[0] for row in data.interactions})
-    console.say(
-        f"openpersonalize quickstart: {data.label}: {len(data.interactions):,} interactions, "
-        f"{users:,} users, {len(data.items):,} items"
-    )
     try:
         console.heading("Starting an embedded server")
         started = time.monotonic()
@@ -414,7 +431,7 @@ def run(
             f"  openpersonalize serve on {server.endpoint_url} (data in {server.data_dir}), "
             f"up in {time.monotonic() - started:.1f}s"
         )
-        _workflow(console, server, data, demo, s3_root)
+        workflow(server, s3_root)
     except Exception:  # a failed step or call: the server's side of the story helps
         log = server.log().strip().splitlines()[-15:]
         if log:
@@ -430,7 +447,6 @@ def run(
             f"Its data stays in {server.data_dir}: `openpersonalize serve --data-dir "
             f"{server.data_dir} --s3-local-root {s3_root}` serves it again."
         )
-    return 0
 
 
 def _workflow(

@@ -10,7 +10,6 @@ VIDEO_ON_DEMAND a local MovieLens copy (``--movielens DIR``, every rating read a
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -25,6 +24,7 @@ from openpersonalize.quickstart import (
     check_data_dir,
     guarded,
     load_movielens,
+    run_embedded,
     wait,
 )
 from openpersonalize.testing import domain
@@ -95,38 +95,16 @@ def _demo_user(data: domain.DomainData) -> tuple[str, str, str]:
 
 
 def run(data: domain.DomainData, *, data_dir: Path | None = None, out: TextIO | None = None) -> int:
-    from openpersonalize.testing.server import ServerProcess
-
     console = Console(out or sys.stdout, STEPS)
     began = time.monotonic()
-    temporary = None
-    if data_dir is None:
-        temporary = tempfile.TemporaryDirectory(prefix="openpersonalize-quickstart-")
-        root = Path(temporary.name)
-    else:
-        root = Path(data_dir).resolve()
-        root.mkdir(parents=True, exist_ok=True)
-    server = ServerProcess(root / "server", settings={"s3_local_root": str(root / "s3")})
     users = len({row[0] for row in data.interactions})
     console.say(
         f"openpersonalize quickstart --domain {data.domain}: {len(data.interactions):,} "
         f"interactions, {users:,} users, {len(data.items):,} items"
     )
-    try:
-        console.heading("Starting an embedded server")
-        server.start()
-        console.say(f"  openpersonalize serve on {server.endpoint_url} (data in {server.data_dir})")
-        _workflow(console, server, data, root / "s3")
-    except Exception:
-        log = server.log().strip().splitlines()[-15:]
-        if log:
-            console.say("\nlast lines of the server's log:\n  " + "\n  ".join(log))
-        raise
-    finally:
-        server.stop()
-        if temporary is not None:
-            temporary.cleanup()
-    console.say(f"\nDone in {time.monotonic() - began:.1f}s; the server is stopped.")
+    run_embedded(
+        console, data_dir, lambda server, s3_root: _workflow(console, server, data, s3_root), began
+    )
     return 0
 
 

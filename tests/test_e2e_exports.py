@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from helpers import avro_schema, error_code, unique
+from helpers import avro_schema, error_code, run_import, unique
 
 from openpersonalize.testing.server import wait_for_status
 
@@ -47,14 +47,7 @@ def exported(personalize, server, s3_root) -> dict[str, Any]:  # type: ignore[no
         arns[kind] = personalize.create_dataset(
             name=unique("ds"), datasetGroupArn=group, schemaArn=schema, datasetType=kind
         )["datasetArn"]
-        job = personalize.create_dataset_import_job(
-            jobName=unique("import"),
-            datasetArn=arns[kind],
-            dataSource={"dataLocation": f"s3://{bucket}/{kind.lower()}.csv"},
-        )["datasetImportJobArn"]
-        done = wait_for_status(
-            personalize.describe_dataset_import_job, "datasetImportJob", "datasetImportJobArn", job
-        )
+        done = run_import(personalize, arns[kind], f"s3://{bucket}/{kind.lower()}.csv")
         assert done["status"] == "ACTIVE", done.get("failureReason")
     tracker = personalize.create_event_tracker(name=unique("tracker"), datasetGroupArn=group)
     events = server.client("personalize-events")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from helpers import error_code, unique
+from helpers import error_code, run_import, unique
 
 from openpersonalize.testing import domain
 from openpersonalize.testing.server import wait_for_status
@@ -74,18 +74,7 @@ def domain_group(
             schemaArn=schema_arn,
             datasetType=dataset_type,
         )["datasetArn"]
-        job = personalize.create_dataset_import_job(
-            jobName=unique("import"),
-            datasetArn=dataset_arn,
-            dataSource={"dataLocation": f"s3://{bucket}/{file_name}"},
-        )["datasetImportJobArn"]
-        done = wait_for_status(
-            personalize.describe_dataset_import_job,
-            "datasetImportJob",
-            "datasetImportJobArn",
-            job,
-            timeout=300,
-        )
+        done = run_import(personalize, dataset_arn, f"s3://{bucket}/{file_name}", timeout=300)
         assert done["status"] == "ACTIVE", done.get("failureReason")
     return group_arn
 
@@ -425,41 +414,33 @@ def test_quota_and_bad_create_requests(personalize, ecommerce, vod, s3_root) -> 
     empty_vod = personalize.create_dataset_group(name=unique("vod"), domain="VIDEO_ON_DEMAND")[
         "datasetGroupArn"
     ]
-    assert refused(
-        datasetGroupArn=empty_vod, recipeArn=RECIPE + "aws-ecomm-recommended-for-you"
-    ) == ("InvalidInputException")
-    assert refused(datasetGroupArn=empty_vod, recipeArn=RECIPE + "aws-user-personalization") == (
-        "InvalidInputException"
-    )
-    assert refused(datasetGroupArn=empty_vod, recipeArn=RECIPE + "aws-vod-nothing") == (
-        "ResourceNotFoundException"
-    )
-    assert (
-        refused(
-            datasetGroupArn=empty_vod,
-            recipeArn=RECIPE + "aws-vod-most-popular",
-            recommenderConfig={"itemExplorationConfig": {"explorationWeight": "0.5"}},
+    # (use case, recommenderConfig, the service's exception) in an empty VOD group.
+    cases: list[tuple[str, dict[str, Any], str]] = [
+        ("aws-ecomm-recommended-for-you", {}, "InvalidInputException"),  # the other domain's
+        ("aws-user-personalization", {}, "InvalidInputException"),  # a custom recipe
+        ("aws-vod-nothing", {}, "ResourceNotFoundException"),
+        (
+            "aws-vod-most-popular",  # popular use cases do not explore
+            {"itemExplorationConfig": {"explorationWeight": "0.5"}},
+            "InvalidInputException",
+        ),
+        (
+            "aws-vod-top-picks",
+            {"itemExplorationConfig": {"explorationWeight": "2"}},
+            "InvalidInputException",
+        ),
+        (
+            "aws-vod-top-picks",
+            {"trainingDataConfig": {"excludedDatasetColumns": {"INTERACTIONS": ["EVENT_TYPE"]}}},
+            "InvalidInputException",
+        ),
+    ]
+    for use_case, config, code in cases:
+        extra = {"recommenderConfig": config} if config else {}
+        assert refused(datasetGroupArn=empty_vod, recipeArn=RECIPE + use_case, **extra) == code, (
+            use_case,
+            config,
         )
-        == "InvalidInputException"
-    )
-    assert (
-        refused(
-            datasetGroupArn=empty_vod,
-            recipeArn=RECIPE + "aws-vod-top-picks",
-            recommenderConfig={"itemExplorationConfig": {"explorationWeight": "2"}},
-        )
-        == "InvalidInputException"
-    )
-    assert (
-        refused(
-            datasetGroupArn=empty_vod,
-            recipeArn=RECIPE + "aws-vod-top-picks",
-            recommenderConfig={
-                "trainingDataConfig": {"excludedDatasetColumns": {"INTERACTIONS": ["EVENT_TYPE"]}}
-            },
-        )
-        == "InvalidInputException"
-    )
     name = unique("twice")
     personalize.create_recommender(
         name=name, datasetGroupArn=empty_vod, recipeArn=RECIPE + "aws-vod-most-popular"
@@ -657,18 +638,7 @@ def test_recommenders_retrain_on_schedule(tmp_path: Path, videos) -> None:  # ty
             for d in personalize.list_datasets(datasetGroupArn=group_arn)["datasets"]
             if d["datasetType"].lower() == "interactions"
         )
-        job = personalize.create_dataset_import_job(
-            jobName=unique("more"),
-            datasetArn=interactions,
-            dataSource={"dataLocation": f"s3://{bucket}/more.csv"},
-            importMode="INCREMENTAL",
-        )["datasetImportJobArn"]
-        done = wait_for_status(
-            personalize.describe_dataset_import_job,
-            "datasetImportJob",
-            "datasetImportJobArn",
-            job,
-        )
+        done = run_import(personalize, interactions, f"s3://{bucket}/more.csv", "INCREMENTAL")
         assert done["status"] == "ACTIVE", done.get("failureReason")
         user = next(iter(videos.preferred))
 

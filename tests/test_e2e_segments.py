@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError
-from helpers import avro_schema, error_code, unique
+from helpers import avro_schema, error_code, run_import, unique
 
 from openpersonalize.testing.server import wait_for_status
 
@@ -80,17 +80,7 @@ def segments(personalize, s3_root) -> dict[str, Any]:  # type: ignore[no-untyped
         dataset = personalize.create_dataset(
             name=unique("ds"), datasetGroupArn=group, schemaArn=schema_arn, datasetType=kind
         )["datasetArn"]
-        job = personalize.create_dataset_import_job(
-            jobName=unique("import"),
-            datasetArn=dataset,
-            dataSource={"dataLocation": f"s3://{bucket}/{kind.lower()}.csv"},
-        )["datasetImportJobArn"]
-        done = wait_for_status(
-            personalize.describe_dataset_import_job,
-            "datasetImportJob",
-            "datasetImportJobArn",
-            job,
-        )
+        done = run_import(personalize, dataset, f"s3://{bucket}/{kind.lower()}.csv")
         assert done["status"] == "ACTIVE", done.get("failureReason")
     versions = {}
     for recipe in ("aws-item-affinity", "aws-item-attribute-affinity", "aws-user-personalization"):

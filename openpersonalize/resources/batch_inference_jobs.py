@@ -26,14 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
-
 from openpersonalize.context import Context
 from openpersonalize.data.importer import ImportFailed
 from openpersonalize.data.sources import parse_s3_location, s3_client
 from openpersonalize.errors import (
     InvalidInputException,
-    LimitExceededException,
     ResourceInUseException,
     ServiceError,
 )
@@ -90,31 +87,14 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     arn = context.arn(KIND.resource_type, name)
     now = context.now()
     with context.database.transaction() as session:
-        version = lifecycle.get(session, solution_versions.KIND, request["solutionVersionArn"])
-        if version.status != lifecycle.ACTIVE:
-            raise ResourceInUseException(
-                f"The solution version {version.arn} is {version.status}; batch inference needs "
-                "an ACTIVE solution version."
-            )
+        version = active_version(session, request["solutionVersionArn"], "batch inference")
         _check_recipe(version)
         if config.get("itemExplorationConfig"):
             campaigns.check_config(version.arn, version, config)
         filter_arn = request.get("filterArn")
         if filter_arn:
             check_filter(session, filter_arn, version)
-        in_flight = session.scalar(
-            select(func.count())
-            .select_from(ResourceRow)
-            .where(
-                ResourceRow.resource_type == KIND.resource_type,
-                ResourceRow.status.in_(lifecycle.IN_FLIGHT),
-            )
-        )
-        if in_flight >= MAX_JOBS_IN_FLIGHT:
-            raise LimitExceededException(
-                f"{in_flight} batch inference jobs are already pending or in progress; the limit "
-                f"is {MAX_JOBS_IN_FLIGHT}."
-            )
+        lifecycle.require_room_in_flight(session, KIND, MAX_JOBS_IN_FLIGHT)
         attributes = {
             "solutionVersionArn": version.arn,
             "filterArn": filter_arn,
@@ -141,6 +121,17 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
 
 describe = lifecycle.describe_handler(KIND, "batchInferenceJob")
 list_ = lifecycle.list_handler(KIND, "batchInferenceJobs", parent=solution_versions.KIND)
+
+
+def active_version(session: Any, arn: str, needed_by: str) -> ResourceRow:
+    """The solution version a batch job answers with; ResourceInUseException unless ACTIVE."""
+    version = lifecycle.get(session, solution_versions.KIND, arn)
+    if version.status != lifecycle.ACTIVE:
+        raise ResourceInUseException(
+            f"The solution version {version.arn} is {version.status}; {needed_by} needs an "
+            "ACTIVE solution version."
+        )
+    return version
 
 
 def check_input_path(path: str) -> None:

@@ -12,13 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
-
 from openpersonalize.context import Context
 from openpersonalize.errors import (
     InvalidInputException,
-    LimitExceededException,
-    ResourceInUseException,
 )
 from openpersonalize.filters.expression import parse_filter
 from openpersonalize.jobs import runner
@@ -48,12 +44,9 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     arn = context.arn(KIND.resource_type, name)
     now = context.now()
     with context.database.transaction() as session:
-        version = lifecycle.get(session, solution_versions.KIND, request["solutionVersionArn"])
-        if version.status != lifecycle.ACTIVE:
-            raise ResourceInUseException(
-                f"The solution version {version.arn} is {version.status}; a batch segment job "
-                "needs an ACTIVE solution version."
-            )
+        version = batch.active_version(
+            session, request["solutionVersionArn"], "a batch segment job"
+        )
         recipe = catalog.get_recipe(version.attributes.get("recipeArn") or "")
         if recipe.recipe_type != "USER_SEGMENTATION":
             raise InvalidInputException(
@@ -64,19 +57,7 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
         filter_arn = request.get("filterArn")
         if filter_arn:
             _check_filter(session, filter_arn, version, recipe)
-        in_flight = session.scalar(
-            select(func.count())
-            .select_from(ResourceRow)
-            .where(
-                ResourceRow.resource_type == KIND.resource_type,
-                ResourceRow.status.in_(lifecycle.IN_FLIGHT),
-            )
-        )
-        if in_flight >= MAX_JOBS_IN_FLIGHT:
-            raise LimitExceededException(
-                f"{in_flight} batch segment jobs are already pending or in progress; the limit "
-                f"is {MAX_JOBS_IN_FLIGHT}."
-            )
+        lifecycle.require_room_in_flight(session, KIND, MAX_JOBS_IN_FLIGHT)
         attributes = {
             "solutionVersionArn": version.arn,
             "filterArn": filter_arn,

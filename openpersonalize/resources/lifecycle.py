@@ -22,6 +22,7 @@ from openpersonalize import arns
 from openpersonalize.context import Context
 from openpersonalize.errors import (
     InvalidNextTokenException,
+    LimitExceededException,
     ResourceAlreadyExistsException,
     ResourceInUseException,
     ResourceNotFoundException,
@@ -270,6 +271,20 @@ def describe(row: ResourceRow, kind: Kind) -> dict[str, Any]:
         "creationDateTime": row.created_at,
         "lastUpdatedDateTime": row.updated_at,
     }
+
+
+def require_room_in_flight(session: Session, kind: Kind, limit: int) -> None:
+    """Refuse a new one when `limit` resources of the kind are already pending or in
+    progress in the account (the service's quotas on jobs and versions)."""
+    in_flight = session.scalar(
+        select(func.count())
+        .select_from(ResourceRow)
+        .where(ResourceRow.resource_type == kind.resource_type, ResourceRow.status.in_(IN_FLIGHT))
+    )
+    if in_flight >= limit:
+        raise LimitExceededException(
+            f"{in_flight} {kind.label}s are already pending or in progress; the limit is {limit}."
+        )
 
 
 def child_in_flight(session: Session, parent_arn: str) -> str | None:

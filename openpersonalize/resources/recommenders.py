@@ -30,6 +30,8 @@ from openpersonalize.errors import (
 from openpersonalize.jobs import runner
 from openpersonalize.recipes import catalog
 from openpersonalize.resources import campaigns, dataset_groups, lifecycle, solution_versions
+from openpersonalize.resources.solutions import datasets_of
+from openpersonalize.resources.tags import put_tags
 from openpersonalize.store.database import ResourceRow
 
 log = logging.getLogger("openpersonalize.recommenders")
@@ -93,8 +95,6 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
                 "recommenderConfig": config,
             },
         )
-        from openpersonalize.resources.tags import put_tags
-
         put_tags(session, arn, request.get("tags"))
         _start_model(session, arn, recipe, group.arn, config, CREATE, now)
     return {"recommenderArn": arn}
@@ -134,8 +134,6 @@ def check_config(
                 "case learns from event types."
             )
     if config.get("enableMetadataWithRecommendations"):
-        from openpersonalize.resources.solutions import datasets_of
-
         if "Items" not in datasets_of(session, group.arn):
             raise InvalidInputException(
                 "enableMetadataWithRecommendations needs an Items dataset with metadata "

@@ -14,13 +14,12 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from openpersonalize import arns
 from openpersonalize.context import Context
 from openpersonalize.errors import (
     InvalidInputException,
-    LimitExceededException,
     ResourceInUseException,
 )
 from openpersonalize.jobs import runner
@@ -99,19 +98,7 @@ def start_version(
         raise ResourceInUseException(
             f"The solution {solution.arn} already has a version in training: {in_flight}"
         )
-    account_wide = session.scalar(
-        select(func.count())
-        .select_from(ResourceRow)
-        .where(
-            ResourceRow.resource_type == KIND.resource_type,
-            ResourceRow.status.in_(lifecycle.IN_FLIGHT),
-        )
-    )
-    if account_wide >= MAX_VERSIONS_IN_FLIGHT:
-        raise LimitExceededException(
-            f"{account_wide} solution versions are already pending or in progress; the limit is "
-            f"{MAX_VERSIONS_IN_FLIGHT}."
-        )
+    lifecycle.require_room_in_flight(session, KIND, MAX_VERSIONS_IN_FLIGHT)
     if mode == "UPDATE":
         _check_update_allowed(session, solution)
     version_id = uuid.uuid4().hex[:8]

@@ -28,6 +28,7 @@ from openpersonalize.data.schema import Schema, event_type_key
 from openpersonalize.errors import InvalidInputException, ResourceNotFoundException
 from openpersonalize.filters.compiled import CompiledFilter, UserContext
 from openpersonalize.filters.expression import (
+    Filter,
     parse_filter,
     parse_filter_values,
     resolve_fields,
@@ -210,29 +211,38 @@ _TRENDS = _Ttl(CACHE_SECONDS * 5)
 POPULAR_ITEMS_RECIPES = ("aws-popularity-count", "aws-trending-now")
 
 
-def _campaign(context: Context, arn: str) -> dict[str, Any]:
+def _deployment(
+    context: Context, key: Any, read: Callable[[Any], dict[str, Any]]
+) -> dict[str, Any]:
+    """What a runtime request needs of the campaign or recommender it names (`read` from a
+    metadata snapshot), cached for a second; its model is loaded before the record is, so a
+    switch never waits on a load."""
+
     def load() -> dict[str, Any]:
         with context.database.snapshot() as session:
-            campaign = dict(campaigns.serving_record(session, arn).attributes)
-        MODELS.get(context, campaign["servingVersionArn"])  # warm: a switch never waits on a load
-        return campaign
+            record = read(session)
+        MODELS.get(context, record["servingVersionArn"])
+        return record
 
-    return _CAMPAIGNS.get(arn, load)
+    deployment: dict[str, Any] = _CAMPAIGNS.get(key, load)
+    return deployment
+
+
+def _campaign(context: Context, arn: str) -> dict[str, Any]:
+    return _deployment(
+        context, arn, lambda session: dict(campaigns.serving_record(session, arn).attributes)
+    )
 
 
 def _recommender(context: Context, arn: str) -> dict[str, Any]:
     """A recommender, served like a campaign: its current model and its settings."""
-
-    def load() -> dict[str, Any]:
-        with context.database.snapshot() as session:
-            record = recommenders.serving_record(session, arn)
-        MODELS.get(context, record["servingVersionArn"])
-        return record
-
-    return _CAMPAIGNS.get(("recommender", arn), load)
+    return _deployment(
+        context, ("recommender", arn), lambda session: recommenders.serving_record(session, arn)
+    )
 
 
-def _catalog(context: Context, deployed: Deployed) -> ItemCatalog:
+def item_catalog(context: Context, deployed: Deployed) -> ItemCatalog:
+    """The Items (and Users) data aligned to a deployed model, cached for a few seconds."""
     return _CATALOGS.get(deployed.version_arn, lambda: _load_catalog(context, deployed))
 
 
@@ -376,19 +386,27 @@ def _history(
     return built
 
 
+def _parsed_filter(
+    context: Context, filter_arn: str, deployed: Deployed, catalog_data: ItemCatalog, user: str
+) -> Filter:
+    """The filter's expression, parsed, its field names spelled as the schemas spell them; it
+    must belong to the deployed model's dataset group (`user` says whose, for the error)."""
+    with context.database.snapshot() as session:
+        row: ResourceRow = filters.serving_record(session, filter_arn)
+        if row.parent_arn != deployed.dataset_group_arn:
+            raise InvalidInputException(
+                f"The filter {filter_arn} belongs to another dataset group than {user}."
+            )
+        expression = row.attributes["filterExpression"]
+    return resolve_fields(parse_filter(expression), catalog_data.schemas)
+
+
 def _compiled_filter(
     context: Context, filter_arn: str, deployed: Deployed, catalog_data: ItemCatalog
 ) -> CompiledFilter:
     def load() -> CompiledFilter:
-        with context.database.snapshot() as session:
-            row: ResourceRow = filters.serving_record(session, filter_arn)
-            if row.parent_arn != deployed.dataset_group_arn:
-                raise InvalidInputException(
-                    f"The filter {filter_arn} belongs to another dataset group than the campaign."
-                )
-            expression = row.attributes["filterExpression"]
         return CompiledFilter(
-            resolve_fields(parse_filter(expression), catalog_data.schemas),
+            _parsed_filter(context, filter_arn, deployed, catalog_data, "the campaign"),
             deployed.artifacts.item_ids,
             catalog_data.item_metadata,
             catalog_data.categorical,
@@ -402,31 +420,20 @@ def user_segment_filter(
 ) -> Callable[[dict[str, str]], np.ndarray]:
     """A user-segment filter (INCLUDE/EXCLUDE UserID ...) as a function of the filter values
     to a mask over the model's user codes."""
-    with context.database.snapshot() as session:
-        row: ResourceRow = filters.serving_record(session, filter_arn)
-        if row.parent_arn != deployed.dataset_group_arn:
-            raise InvalidInputException(
-                f"The filter {filter_arn} belongs to another dataset group than the solution "
-                "version."
-            )
-        expression = row.attributes["filterExpression"]
     users_schema = catalog_data.schemas.get("Users")
     users_table = (
         pa.Table.from_pylist(list(catalog_data.users.values())) if catalog_data.users else None
     )
+    # (model user code, EVENT_TYPE) of every interaction in the history, for Interactions
+    # conditions; the history numbers its users in its own order.
     known = _history(context, deployed, catalog_data)
-    user_codes = np.array(
-        [deployed.artifacts.user_index.get(user_id, -1) for user_id in known.user_index],
-        dtype=np.int64,
-    )
-    history_rows = np.array(list(known.user_index.values()), dtype=np.int64)
-    per_user = np.diff(known.indptr)
-    codes_by_row = np.full(len(per_user), -1, dtype=np.int64)
-    codes_by_row[history_rows] = user_codes
-    event_users = np.repeat(codes_by_row, per_user)
+    code_of_row = np.full(len(known.indptr) - 1, -1, dtype=np.int64)
+    for user_id, row in known.user_index.items():
+        code_of_row[row] = deployed.artifacts.user_index.get(user_id, -1)
+    event_users = np.repeat(code_of_row, np.diff(known.indptr))
     event_types = np.array(known.type_names, dtype=object)[known.types]
     compiled = CompiledFilter(
-        resolve_fields(parse_filter(expression), catalog_data.schemas),
+        _parsed_filter(context, filter_arn, deployed, catalog_data, "the solution version"),
         deployed.artifacts.user_ids,
         users_table,
         {f.name for f in users_schema.fields if f.categorical} if users_schema else set(),
@@ -476,7 +483,7 @@ class Request:
         cls, context: Context, campaign: dict[str, Any], user_id: str | None
     ) -> Request:
         deployed = MODELS.get(context, campaign["servingVersionArn"])
-        catalog_data = _catalog(context, deployed)
+        catalog_data = item_catalog(context, deployed)
         code = deployed.artifacts.user_index.get(user_id, -1) if user_id else -1
         events = _recent_events(context, catalog_data.interactions_arn, user_id)
         return cls(context, deployed, campaign, catalog_data, user_id, code, events)
@@ -554,19 +561,18 @@ class Request:
             self.user_id
         )
 
-    def leave_out_automatic_exclusions(self, allowed: np.ndarray) -> None:
-        """A use case's automatic exclusion (the videos the user watched, the items they
-        bought), before any filter the request names."""
+    def automatic_exclusions(self) -> list[int]:
+        """Item codes a use case leaves out for this user (the videos they watched, the items
+        they bought) whatever the request's filter says; none for custom recipes."""
         use_case = self.deployed.recipe.use_case
         if use_case is None or not use_case.excluded_event_type or not self.user_id:
-            return
+            return []
         wanted = event_type_key(use_case.excluded_event_type)
-        codes = [
+        return [
             code
             for code, event_type in self.interactions()
             if code >= 0 and event_type_key(event_type or "") == wanted
         ]
-        allowed[codes] = False
 
     def metadata_for(self, codes: list[int], columns: list[str]) -> list[dict[str, str]]:
         table = self.catalog.item_metadata
@@ -650,14 +656,14 @@ def get_recommendations(context: Context, body: dict[str, Any]) -> dict[str, Any
     if recipe_type == "RELATED_ITEMS":
         return _related(request, body, k, columns)
     scores = request.candidate_scores()
-    recommendable = np.ones(request.deployed.model.n_items_, dtype=bool)
-    request.leave_out_automatic_exclusions(recommendable)
-    allowed = recommendable & request.filter_mask(body.get("filterArn"), body.get("filterValues"))
+    allowed = request.filter_mask(body.get("filterArn"), body.get("filterValues"))
+    left_out = request.automatic_exclusions()
+    allowed[left_out] = False
     scored = allowed & (scores > -np.inf)
     if np.count_nonzero(scored) < min(k, np.count_nonzero(allowed)):
         scores, scored = request.scores(), allowed  # the filter left too few candidates
     shift, scale = normalized(scores, scored)
-    promoted, promotion_name = _promotion(request, body, k, recommendable)
+    promoted, promotion_name = _promotion(request, body, k, left_out)
     explore = _exploration_slots(request, k, allowed, promoted)
     regular_slots = k - len(promoted) - len(explore)
     taken = np.zeros(len(allowed), dtype=bool)
@@ -737,7 +743,7 @@ def _interleave(
 
 
 def _promotion(
-    request: Request, body: dict[str, Any], k: int, recommendable: np.ndarray
+    request: Request, body: dict[str, Any], k: int, left_out: list[int]
 ) -> tuple[list[int], str | None]:
     """The promoted items: the promotion's filter alone decides them (the request's filter
     applies to the other items only, as the service documents), after automatic exclusions."""
@@ -751,9 +757,8 @@ def _promotion(
     if not 1 <= percent <= 100:
         raise InvalidInputException("promotions[].percentPromotedItems must be from 1 to 100.")
     count = math.ceil(k * percent / 100)
-    mask = recommendable & request.filter_mask(
-        promotion["filterArn"], promotion.get("filterValues")
-    )
+    mask = request.filter_mask(promotion["filterArn"], promotion.get("filterValues"))
+    mask[left_out] = False
     return _top(request.scores(), mask, count), promotion.get("name")
 
 
@@ -794,7 +799,7 @@ def _attach_metadata(
 def _related(request: Request, body: dict[str, Any], k: int, columns: list[str]) -> dict[str, Any]:
     code = request.deployed.artifacts.item_index.get(body["itemId"], -1)
     allowed = request.filter_mask(body.get("filterArn"), body.get("filterValues"))
-    request.leave_out_automatic_exclusions(allowed)
+    allowed[request.automatic_exclusions()] = False
     if code >= 0:
         allowed[code] = False
     similar, scores = request.deployed.model.similar_items(code, request.deployed.model.n_items_)

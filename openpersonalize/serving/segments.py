@@ -111,11 +111,10 @@ class Segmenter:
     def __init__(
         self, context: Context, version_arn: str, num_results: int, filter_arn: str | None
     ) -> None:
-        from openpersonalize.serving.engine import MODELS, user_segment_filter
-        from openpersonalize.serving.engine import _catalog as catalog_of
+        from openpersonalize.serving.engine import MODELS, item_catalog, user_segment_filter
 
         self.deployed = MODELS.get(context, version_arn)
-        self.catalog = catalog_of(context, self.deployed)
+        self.catalog = item_catalog(context, self.deployed)
         self.num_results = num_results
         self.filter = (
             user_segment_filter(context, filter_arn, self.deployed, self.catalog)

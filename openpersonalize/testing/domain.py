@@ -61,6 +61,13 @@ def _groups(rng: np.random.Generator, n_users: int, names: tuple[str, ...]) -> l
     return [names[i] for i in rng.integers(0, len(names), n_users)]
 
 
+def _pick(rng: np.random.Generator, preferred: list[str], everything: list[str]) -> str:
+    """An item of the user's preferred group 85 % of the time, else any item. Popularity falls
+    off along each list, so some items are taken far more often than others."""
+    pool = preferred if rng.random() < 0.85 else everything
+    return pool[min(int(rng.exponential(len(pool) / 4)), len(pool) - 1)]
+
+
 def ecommerce(
     seed: int = 11, n_users: int = 180, items_per_category: int = 20, visits: int = 4
 ) -> DomainData:
@@ -87,10 +94,7 @@ def ecommerce(
             clock += int(rng.integers(1, 5)) * 86400  # visits days apart: separate baskets
             viewed = []
             for _ in range(int(rng.integers(4, 8))):
-                own = rng.random() < 0.85
-                pool = by_category[category] if own else everything
-                # Popularity falls off along the list, so some items sell far more than others.
-                item = pool[min(int(rng.exponential(len(pool) / 4)), len(pool) - 1)]
+                item = _pick(rng, by_category[category], everything)
                 viewed.append(item)
                 clock += int(rng.integers(20, 120))
                 data.interactions.append((user, item, clock, "View"))
@@ -124,8 +128,7 @@ def video_on_demand(
         for _ in range(sessions):
             clock += int(rng.integers(1, 4)) * 86400
             for _ in range(int(rng.integers(3, 6))):
-                pool = by_genre[genre] if rng.random() < 0.85 else everything
-                video = pool[min(int(rng.exponential(len(pool) / 4)), len(pool) - 1)]
+                video = _pick(rng, by_genre[genre], everything)
                 clock += int(rng.integers(60, 600))
                 data.interactions.append((user, video, clock, "Click"))
                 if rng.random() < 0.75:
