@@ -347,6 +347,19 @@ def wait(
         time.sleep(0.1 if elapsed < 2 else 0.25)
 
 
+def wait_imports(console: Console, personalize: Any, jobs: list[tuple[str, str]]) -> None:
+    """Wait for each (dataset type, import job ARN) to finish, with its progress bar."""
+    for kind, job in jobs:
+        wait(
+            console,
+            f"{kind} import",
+            lambda arn=job: personalize.describe_dataset_import_job(datasetImportJobArn=arn)[
+                "datasetImportJob"
+            ],
+            expected=3.0,
+        )
+
+
 def describe_item(data: QuickstartData, item_id: str, metadata: dict[str, str] | None) -> str:
     """`title  [category|category]`, from the recommendation's metadata or the local catalog."""
     item = data.items.get(item_id, Item(None, ()))
@@ -493,15 +506,7 @@ def _workflow(
             dataSource={"dataLocation": f"s3://{BUCKET}/{suffix}/{kind.lower()}.csv"},
         )["datasetImportJobArn"]
         imports.append((kind, job))
-    for kind, job in imports:
-        wait(
-            console,
-            f"{kind} import",
-            lambda arn=job: personalize.describe_dataset_import_job(datasetImportJobArn=arn)[
-                "datasetImportJob"
-            ],
-            expected=3.0,
-        )
+    wait_imports(console, personalize, imports)
 
     console.heading("Solution (aws-user-personalization) and solution version")
     solution = personalize.create_solution(

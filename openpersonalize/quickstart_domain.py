@@ -26,6 +26,7 @@ from openpersonalize.quickstart import (
     load_movielens,
     run_embedded,
     wait,
+    wait_imports,
 )
 from openpersonalize.testing import domain
 
@@ -139,15 +140,7 @@ def _workflow(console: Console, server: Any, data: domain.DomainData, s3_root: P
                 )["datasetImportJobArn"],
             )
         )
-    for kind, job in jobs:
-        wait(
-            console,
-            f"{kind} import",
-            lambda arn=job: personalize.describe_dataset_import_job(datasetImportJobArn=arn)[
-                "datasetImportJob"
-            ],
-            expected=3.0,
-        )
+    wait_imports(console, personalize, jobs)
 
     console.heading("One recommender per use case (each trains itself)")
     recommenders = {}
