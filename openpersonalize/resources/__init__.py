@@ -8,6 +8,7 @@ from openpersonalize.resources import (
     batch_inference_jobs,
     batch_segment_jobs,
     campaigns,
+    data_deletion_jobs,
     dataset_export_jobs,
     dataset_groups,
     dataset_import_jobs,
@@ -29,6 +30,7 @@ _CLEANUP = {
     datasets.KIND.resource_type: datasets.remove_data,
     solutions.KIND.resource_type: solution_versions.remove_solution_data,
     recommenders.KIND.resource_type: recommenders.remove_recommender_data,
+    dataset_groups.KIND.resource_type: data_deletion_jobs.forget_group,
 }
 
 
@@ -92,6 +94,7 @@ __all__ = [
     "batch_segment_jobs",
     "campaigns",
     "filters",
+    "data_deletion_jobs",
     "dataset_export_jobs",
     "dataset_groups",
     "dataset_import_jobs",

@@ -44,6 +44,11 @@ def _refuse_if_not_empty(session: Session, row: ResourceRow) -> None:
         .where(
             ResourceRow.parent_arn == row.arn,
             ResourceRow.status.is_(None) | ResourceRow.status.not_in(lifecycle.DELETING),
+            # Finished data deletion jobs are records of the past (they cannot be deleted).
+            ~(
+                (ResourceRow.resource_type == "data-deletion-job")
+                & ResourceRow.status.in_((lifecycle.COMPLETED, lifecycle.FAILED))
+            ),
         )
         .limit(3)
     ).all()

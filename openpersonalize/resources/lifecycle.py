@@ -40,10 +40,14 @@ DELETE_IN_PROGRESS = "DELETE IN_PROGRESS"
 # A recommender can be stopped (no serving, no retraining) and started again.
 STOP_PENDING, STOP_IN_PROGRESS, INACTIVE = "STOP PENDING", "STOP IN_PROGRESS", "INACTIVE"
 START_PENDING, START_IN_PROGRESS = "START PENDING", "START IN_PROGRESS"
+# Data deletion jobs spell their statuses differently (no CREATE, no ACTIVE).
+PENDING, IN_PROGRESS, COMPLETED, FAILED = "PENDING", "IN_PROGRESS", "COMPLETED", "FAILED"
 
 # Which status may follow which; anything else is a bug in the caller, not user error.
 TRANSITIONS: dict[str | None, set[str]] = {
-    None: {CREATE_PENDING, ACTIVE},
+    None: {CREATE_PENDING, ACTIVE, PENDING},
+    PENDING: {IN_PROGRESS, FAILED},
+    IN_PROGRESS: {COMPLETED, FAILED},
     CREATE_PENDING: {CREATE_IN_PROGRESS, CREATE_FAILED, CREATE_STOPPED, DELETE_PENDING},
     CREATE_IN_PROGRESS: {ACTIVE, CREATE_FAILED, CREATE_STOPPING, CREATE_PENDING},
     CREATE_STOPPING: {CREATE_STOPPED, CREATE_FAILED},
@@ -133,9 +137,11 @@ def create_pending(
     tags: list[dict[str, str]] | None = None,
     parent_arn: str | None = None,
     attributes: dict[str, Any] | None = None,
+    status: str = CREATE_PENDING,
 ) -> ResourceRow:
-    """Record a new resource in CREATE PENDING, its tags, and the job that completes it, all in
-    the caller's transaction: the resource exists exactly when its job does."""
+    """Record a new resource in CREATE PENDING (or the kind's own first `status`), its tags,
+    and the job that completes it, all in the caller's transaction: the resource exists
+    exactly when its job does."""
     from openpersonalize.jobs import runner
     from openpersonalize.resources.tags import put_tags
 
@@ -145,7 +151,7 @@ def create_pending(
         arn=arn,
         name=name,
         now=now,
-        status=CREATE_PENDING,
+        status=status,
         parent_arn=parent_arn,
         attributes=attributes,
     )

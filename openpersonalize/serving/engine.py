@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from openpersonalize.filters.expression import (
     parse_filter_values,
     resolve_fields,
 )
+from openpersonalize.metrics import attribution
 from openpersonalize.recipes import catalog
 from openpersonalize.recipes.als import ALSModel
 from openpersonalize.recipes.base import Model, top_k
@@ -40,6 +40,7 @@ from openpersonalize.recipes.objective import Objective
 from openpersonalize.recipes.trending import TrendingNowModel
 from openpersonalize.resources import (
     campaigns,
+    data_deletion_jobs,
     filters,
     lifecycle,
     recommenders,
@@ -71,6 +72,7 @@ class Deployed:
     cold_items: np.ndarray  # item codes nobody interacted with in training (for exploration)
     directory: Path
     trained_at: float  # when the version finished training: later events are "streamed"
+    created_at: float  # when it was asked for: data deleted after this may be in the model
     # Large factor models get an IVF index, built in the background after loading.
     clustered_items: ClusteredItems | None = None
     objective: Objective | None = None  # the solution's optimizationObjective, if any
@@ -128,6 +130,7 @@ class ModelCache:
             cold_items=np.flatnonzero(interactions_per_item == 0).astype(np.int32),
             directory=directory,
             trained_at=float(version.updated_at),
+            created_at=float(version.created_at),
             objective=Objective.load(directory),
         )
         if isinstance(model, ALSModel) and model.n_items_ >= INDEXED_CATALOG:
@@ -207,6 +210,7 @@ _CAMPAIGNS = _Ttl(CACHE_SECONDS)
 _CATALOGS = _Ttl(CACHE_SECONDS * 5)
 _FILTERS = _Ttl(CACHE_SECONDS * 5)
 _TRENDS = _Ttl(CACHE_SECONDS * 5)
+_DELETED_USERS = _Ttl(CACHE_SECONDS)
 # Recipes that answer without a user: the same popular or trending list for everyone.
 POPULAR_ITEMS_RECIPES = ("aws-popularity-count", "aws-trending-now")
 
@@ -239,6 +243,22 @@ def _recommender(context: Context, arn: str) -> dict[str, Any]:
     return _deployment(
         context, ("recommender", arn), lambda session: recommenders.serving_record(session, arn)
     )
+
+
+def forgotten_users(context: Context, deployed: Deployed) -> frozenset[str]:
+    """Users whose data a data deletion job removed after this model read its training data:
+    the model may still hold them, so they are answered as users it never met."""
+
+    def load() -> frozenset[str]:
+        with context.database.snapshot() as session:
+            return frozenset(
+                data_deletion_jobs.deleted_users(
+                    session, deployed.dataset_group_arn, since=deployed.created_at
+                )
+            )
+
+    forgotten: frozenset[str] = _DELETED_USERS.get(deployed.version_arn, load)
+    return forgotten
 
 
 def item_catalog(context: Context, deployed: Deployed) -> ItemCatalog:
@@ -485,6 +505,8 @@ class Request:
         deployed = MODELS.get(context, campaign["servingVersionArn"])
         catalog_data = item_catalog(context, deployed)
         code = deployed.artifacts.user_index.get(user_id, -1) if user_id else -1
+        if code >= 0 and user_id in forgotten_users(context, deployed):
+            code = -1
         events = _recent_events(context, catalog_data.interactions_arn, user_id)
         return cls(context, deployed, campaign, catalog_data, user_id, code, events)
 
@@ -695,7 +717,7 @@ def get_recommendations(context: Context, body: dict[str, Any]) -> dict[str, Any
             entry["reason"] = [reason if reason != "Promoted" else "Promoted item"]
         item_list.append(entry)
     _attach_metadata(request, item_list, [code for code, _ in items], columns)
-    return {"itemList": item_list, "recommendationId": _recommendation_id()}
+    return {"itemList": item_list, "recommendationId": _recommendation_id(body)}
 
 
 def _check_ids(request: Request, body: dict[str, Any]) -> None:
@@ -811,7 +833,7 @@ def _related(request: Request, body: dict[str, Any], k: int, columns: list[str])
         for c, s in keep[:k]
     ]
     _attach_metadata(request, item_list, [c for c, _ in keep[:k]], columns)
-    return {"itemList": item_list, "recommendationId": _recommendation_id()}
+    return {"itemList": item_list, "recommendationId": _recommendation_id(body)}
 
 
 def get_personalized_ranking(context: Context, body: dict[str, Any]) -> dict[str, Any]:
@@ -843,8 +865,11 @@ def get_personalized_ranking(context: Context, body: dict[str, Any]) -> dict[str
     _attach_metadata(request, ranking, [code for _, code in known], columns)
     # Items the model has never seen keep their place at the end, unscored, as the service does.
     ranking += [{"itemId": item} for item in unknown]
-    return {"personalizedRanking": ranking, "recommendationId": _recommendation_id()}
+    return {"personalizedRanking": ranking, "recommendationId": _recommendation_id(body)}
 
 
-def _recommendation_id() -> str:
-    return f"RID-{uuid.uuid4()}"
+def _recommendation_id(body: dict[str, Any]) -> str:
+    """A new ID that names the campaign or recommender answering (metric attribution reads
+    it back from the events that quote it)."""
+    deployment = body.get("campaignArn") or body.get("recommenderArn")
+    return attribution.recommendation_id(deployment or body.get("solutionVersionArn") or "")

@@ -111,7 +111,12 @@ class Segmenter:
     def __init__(
         self, context: Context, version_arn: str, num_results: int, filter_arn: str | None
     ) -> None:
-        from openpersonalize.serving.engine import MODELS, item_catalog, user_segment_filter
+        from openpersonalize.serving.engine import (
+            MODELS,
+            forgotten_users,
+            item_catalog,
+            user_segment_filter,
+        )
 
         self.deployed = MODELS.get(context, version_arn)
         self.catalog = item_catalog(context, self.deployed)
@@ -126,6 +131,11 @@ class Segmenter:
         self.trained_users = np.zeros(model.n_users_, dtype=bool)
         seen = self.deployed.artifacts.seen
         self.trained_users[: seen.shape[0]] = np.diff(seen.indptr) > 0
+        user_index = self.deployed.artifacts.user_index
+        for user in forgotten_users(context, self.deployed):  # deleted after training
+            code = user_index.get(user, -1)
+            if 0 <= code < model.n_users_:
+                self.trained_users[code] = False
         items = self.catalog.schemas.get("Items")
         self.item_fields = {
             field.name.upper(): (field.name, field.categorical, field.textual)

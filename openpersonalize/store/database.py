@@ -22,8 +22,10 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 
@@ -95,6 +97,8 @@ class EventRow(Base):
     timestamp: Mapped[float] = mapped_column(Float)
     event_id: Mapped[str | None] = mapped_column(String(256))
     recommendation_id: Mapped[str | None] = mapped_column(String(64))
+    # metricAttribution.eventAttributionSource (added later: see _add_new_columns)
+    event_attribution_source: Mapped[str | None] = mapped_column(String(1024))
     impression: Mapped[str | None] = mapped_column(Text)  # item ids joined with "|"
     properties: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     received_at: Mapped[float] = mapped_column(Float)
@@ -109,6 +113,17 @@ class RecordRow(Base):
     record_id: Mapped[str] = mapped_column(String(256), primary_key=True)
     properties: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[float] = mapped_column(Float)
+
+
+class DeletedUserRow(Base):
+    """A user whose data a data deletion job removed from a dataset group, and when: models
+    trained before then must no longer answer for them."""
+
+    __tablename__ = "deleted_users"
+
+    dataset_group_arn: Mapped[str] = mapped_column(String(256), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    deleted_at: Mapped[float] = mapped_column(Float)
 
 
 class Database:
@@ -131,6 +146,7 @@ class Database:
 
     def create_tables(self) -> None:
         Base.metadata.create_all(self.engine)
+        _add_new_columns(self.engine)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -147,6 +163,27 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
         self.read_engine.dispose()
+
+
+def _add_new_columns(engine: Engine) -> None:
+    """Give a database made by an earlier version the nullable columns added since:
+    create_all makes missing tables only. Several processes may start at once, so a column
+    another one has just added is not an error."""
+    for table in Base.metadata.sorted_tables:
+        present = {column["name"] for column in inspect(engine).get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present or not column.nullable:
+                continue
+            kind = column.type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as connection:
+                    connection.exec_driver_sql(
+                        f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"
+                    )
+            except DBAPIError:
+                added = {c["name"] for c in inspect(engine).get_columns(table.name)}
+                if column.name not in added:
+                    raise
 
 
 def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
