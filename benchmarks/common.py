@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import json
 import os
 import platform
 import re
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -195,3 +197,49 @@ def convert_ratings(source: Path, dest: Path, *, tab_separated: bool = False) ->
         out.write(b"USER_ID,ITEM_ID,TIMESTAMP,EVENT_VALUE\n")
         pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False, quoting_style="none"))
     return table
+
+
+# ------------------------------------------------------------ wrk, a C load generator
+
+
+def wrk_script(body_template: str, users: list[str]) -> str:
+    """A wrk Lua script: POST /recommendations with `body_template` (one %s: the user) for
+    each user of the cycle in turn."""
+    quoted = ", ".join(json.dumps(user) for user in users)
+    return f"""
+local users = {{{quoted}}}
+local n = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  n = n % #users + 1
+  local body = string.format({json.dumps(body_template)}, users[n])
+  return wrk.format(nil, "/recommendations", nil, body)
+end
+"""
+
+
+def run_wrk(
+    url: str, script: Path | None, *, seconds: int, connections: int, threads: int = 2
+) -> dict[str, float]:
+    """One wrk run: requests/s, p50/p99 ms and non-2xx answers."""
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        command += ["-s", str(script)]
+    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+
+    def percentile(label: str) -> float:
+        match = re.search(rf"\s{label}%\s+([\d.]+)(us|ms|s)", output)
+        assert match, output
+        value, unit = float(match.group(1)), match.group(2)
+        return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    failed = int(errors.group(1)) if errors else 0
+    if socket_errors:
+        failed += sum(int(n) for n in socket_errors.groups())
+    return {"rate": rate, "p50": percentile("50"), "p99": percentile("99"), "errors": float(failed)}

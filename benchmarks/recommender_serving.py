@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -35,42 +33,8 @@ SECONDS, CONNECTIONS, THREADS = 10, 4, 2
 USERS = 64  # the cycle of users the load asks for
 
 
-def _lua(body_for_user: str, users: list[str]) -> str:
-    """A wrk script: POST the body with each user of the cycle in turn."""
-    quoted = ", ".join(json.dumps(user) for user in users)
-    return f"""
-local users = {{{quoted}}}
-local n = 0
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-request = function()
-  n = n % #users + 1
-  local body = string.format({json.dumps(body_for_user)}, users[n])
-  return wrk.format(nil, "/recommendations", nil, body)
-end
-"""
-
-
 def _wrk(url: str, script: Path | None) -> dict[str, float]:
-    command = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency"]
-    if script is not None:
-        command += ["-s", str(script)]
-    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-
-    def percentile(label: str) -> float:
-        match = re.search(rf"\s{label}%\s+([\d.]+)(us|ms|s)", output)
-        assert match, output
-        value, unit = float(match.group(1)), match.group(2)
-        return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-    return {
-        "rate": rate,
-        "p50": percentile("50"),
-        "p99": percentile("99"),
-        "errors": float(errors.group(1)) if errors else 0.0,
-    }
+    return common.run_wrk(url, script, seconds=SECONDS, connections=CONNECTIONS, threads=THREADS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             ):
                 script = root / f"{key}.lua"
                 body = json.dumps({key: arn, "userId": "USER"}).replace('"USER"', '"%s"')
-                script.write_text(_lua(body, users))
+                script.write_text(common.wrk_script(body, users))
                 _wrk(server.endpoint_url, script)  # warm: models and histories loaded
                 results[label] = _wrk(server.endpoint_url, script)
         finally:

@@ -37,6 +37,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -68,7 +69,17 @@ GENERATED_ITEMS = 100_000
 GENERATED_GENRES = 10
 
 NO_FILTER, WITH_FILTER = "no filter", "filter"
-BOTO3, RAW_HTTP = "boto3", "raw HTTP"
+HEALTH = "GET /health (do-nothing)"
+BOTO3, RAW_HTTP, WRK = "boto3", "raw HTTP", "wrk"
+# wrk (a C load generator: its CPU per request is tiny) against the server's own ceiling.
+WRK_CONNECTIONS = (4, 16)
+WRK_SECONDS = 10
+TARGET_WRK_RPS = {
+    ML_LATEST_SMALL: {NO_FILTER: 4000.0, WITH_FILTER: 3000.0},
+    GENERATED_100K: {NO_FILTER: 2000.0},
+}
+TARGET_WRK_P99_MS = {ML_LATEST_SMALL: 10.0, GENERATED_100K: 20.0}
+TARGET_WRK_SHARE_OF_HEALTH = 0.20  # ml-latest-small without a filter
 # Targets on the 2-core reference machine, per catalog.
 TARGET_RPS = {NO_FILTER: 1000.0, WITH_FILTER: 500.0}
 TARGET_P99_MS = 20.0  # without a filter, at the concurrency that reaches TARGET_RPS
@@ -459,10 +470,20 @@ class Fleet:
 
 
 def _process_cpu_seconds(pid: int) -> float:
-    """utime + stime of one process (all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5)
-    return ticks / os.sysconf("SC_CLK_TCK")
+    """utime + stime of the server: its process and every process under it (the HTTP
+    processes sharing its port, the job workers), all threads, from /proc."""
+    total = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5)
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue  # a process that ended meanwhile
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 # ------------------------------------------------------------------------ measuring
@@ -476,11 +497,14 @@ def measure(
     concurrencies: list[int],
     seconds: float,
     clients: list[str],
+    http_processes: int,
 ) -> Result:
     """Deploy one catalog on a fresh real server, then load it at each concurrency."""
     import numpy as np
 
-    server = common.start_server(work / f"{catalog.interactions_key}.server", root)
+    server = common.start_server(
+        work / f"{catalog.interactions_key}.server", root, http_processes=str(http_processes)
+    )
     result = Result(catalog)
     try:
         client = server.client("personalize")
@@ -526,7 +550,9 @@ def measure(
                     raise SystemExit(f"expected 25 recommendations, got {len(items)}: {request}")
 
         server_pid = server.process.pid  # type: ignore[union-attr]
-        runs = [(c, n, r) for c in clients for n, r in requests.items()]
+        if WRK in clients:
+            result.points += _wrk_points(server, requests, catalog, work, server_pid)
+        runs = [(c, n, r) for c in clients if c != WRK for n, r in requests.items()]
         for client_kind, configuration, request in runs:
             for concurrency in concurrencies:
                 figures = fleet.run(
@@ -565,6 +591,79 @@ def measure(
     finally:
         server.stop()
     return result
+
+
+def _wrk_points(
+    server: Any, requests: dict[str, dict[str, Any]], catalog: Catalog, work: Path, pid: int
+) -> list[Point]:
+    """wrk on GET /health and on each configuration, at each connection count."""
+    points = []
+    targets: list[tuple[str, Path | None]] = [(HEALTH, None)]
+    for configuration, request in requests.items():
+        body = json.dumps({**request, "userId": "USER"}).replace('"USER"', '"%s"')
+        script = work / f"{catalog.interactions_key}-{configuration.replace(' ', '-')}.lua"
+        script.write_text(common.wrk_script(body, catalog.user_ids))
+        targets.append((configuration, script))
+    for configuration, script in targets:
+        url = server.endpoint_url + ("/health" if script is None else "")
+        for connections in WRK_CONNECTIONS:
+            cpu_before = _process_cpu_seconds(pid)
+            figures = common.run_wrk(url, script, seconds=WRK_SECONDS, connections=connections)
+            cpu = _process_cpu_seconds(pid) - cpu_before
+            requests_done = figures["rate"] * WRK_SECONDS
+            point = Point(
+                WRK,
+                configuration,
+                connections,
+                int(requests_done),
+                float(WRK_SECONDS),
+                figures["p50"],
+                figures["p99"],
+                int(figures["errors"]),
+                cpu * 1000 / max(requests_done, 1),
+                float("nan"),
+            )
+            points.append(point)
+            print(
+                f"  {catalog.label}, wrk, {configuration}, {connections} connections: "
+                f"{point.rps:,.0f} req/s, p50 {point.p50_ms:.2f} ms, p99 {point.p99_ms:.2f} ms, "
+                f"{point.errors} errors",
+                file=sys.stderr,
+            )
+    return points
+
+
+def check_wrk_targets(results: list[Result]) -> list[str]:
+    verdicts = []
+    for result in results:
+        label = result.catalog.label
+        health = result.best(WRK, HEALTH)
+        for configuration, target in TARGET_WRK_RPS.get(label, {}).items():
+            p99_limit = TARGET_WRK_P99_MS[label] if configuration == NO_FILTER else None
+            runs = [
+                p
+                for p in result.runs(WRK, configuration)
+                if p.errors == 0 and (p99_limit is None or p.p99_ms < p99_limit)
+            ]
+            best = max(runs, key=lambda p: p.rps) if runs else result.best(WRK, configuration)
+            if best is None:
+                verdicts.append(f"MISSED: {label}, {configuration} (wrk): not measured")
+                continue
+            share = best.rps / health.rps if health and health.rps else float("nan")
+            ok = bool(runs) and best.rps >= target
+            wanted = f"≥ {target:,.0f} requests/s"
+            if p99_limit is not None:
+                wanted += f" with p99 < {p99_limit:.0f} ms"
+            if label == ML_LATEST_SMALL and configuration == NO_FILTER:
+                ok = ok and share >= TARGET_WRK_SHARE_OF_HEALTH
+                wanted += f" and ≥ {TARGET_WRK_SHARE_OF_HEALTH:.0%} of /health"
+            verdicts.append(
+                f"{'met' if ok else 'MISSED'}: {label}, {configuration} (wrk): "
+                f"{best.rps:,.0f} requests/s, p99 {best.p99_ms:.2f} ms, {best.errors} errors, "
+                f"{share:.1%} of /health ({health.rps if health else float('nan'):,.0f}) at "
+                f"{best.concurrency} connections (target {wanted}, 0 errors)"
+            )
+    return verdicts
 
 
 # A server that answers every request at once with a canned GetRecommendations reply: what a
@@ -626,8 +725,8 @@ def table(result: Result) -> str:
         "| server CPU ms/req | client CPU ms/req | errors |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for client in (BOTO3, RAW_HTTP):
-        for configuration in (NO_FILTER, WITH_FILTER):
+    for client in (WRK, BOTO3, RAW_HTTP):
+        for configuration in (HEALTH, NO_FILTER, WITH_FILTER):
             best = result.best(client, configuration)
             for p in result.runs(client, configuration):
                 mark = " (best)" if p is best else ""
@@ -725,7 +824,8 @@ def section(
         "## Serving speed (GetRecommendations)",
         "",
         "`python benchmarks/serving.py --write`. Per catalog a fresh real server "
-        "(`ServerProcess`, `workers=1`, the CSVs under its local S3 root); Interactions and "
+        "(`ServerProcess`, `workers=1` job worker, its default of one HTTP process per core "
+        "sharing the port, the CSVs under its local S3 root); Interactions and "
         "Items imported through the API, aws-user-personalization trained "
         "(`performAutoTraining=False`, default hyperparameters), a campaign deployed with "
         '`itemExplorationConfig.explorationWeight "0"` and a genre filter created. The load '
@@ -740,6 +840,16 @@ def section(
         f"same {common.cores()} cores** (nothing else runs), so every millisecond of client CPU is "
         "taken from the server; *(best)* marks the concurrency with the highest throughput."
         + raw
+        + (
+            f" *wrk* rows: `wrk` (a C load generator) with 2 threads and "
+            f"{' / '.join(str(c) for c in WRK_CONNECTIONS)} keep-alive connections for "
+            f"{WRK_SECONDS} s, a Lua script cycling over the same users with the same JSON "
+            "body, beside wrk on the do-nothing `GET /health` in the same run, so the figures "
+            "are also a ratio to what the HTTP stack itself can do here; their server CPU is "
+            "every server process's together. The wrk targets are judged on these rows."
+            if WRK in clients
+            else ""
+        )
         + " The "
         "ml-latest-small Items are movies.csv (TITLE textual, GENRES categorical with "
         "'|'-separated values); the generated catalog is "
@@ -777,11 +887,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--clients",
         nargs="+",
-        default=[BOTO3, RAW_HTTP],
-        choices=[BOTO3, RAW_HTTP],
+        default=[WRK, BOTO3, RAW_HTTP],
+        choices=[WRK, BOTO3, RAW_HTTP],
         help="kinds of client to measure with (targets are judged on boto3)",
     )
+    parser.add_argument(
+        "--http-processes",
+        type=int,
+        default=0,
+        help="HTTP server processes (0: one per core, the server's default)",
+    )
     args = parser.parse_args(argv)
+    if WRK in args.clients and shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk), or leave out --clients wrk")
 
     sys.path.insert(0, str(REPO))
     results: list[Result] = []
@@ -795,13 +913,20 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{catalog.label}: importing, training, deploying ...", file=sys.stderr)
                 results.append(
                     measure(
-                        root, catalog, work, fleet, args.concurrency, args.seconds, args.clients
+                        root,
+                        catalog,
+                        work,
+                        fleet,
+                        args.concurrency,
+                        args.seconds,
+                        args.clients,
+                        args.http_processes,
                     )
                 )
     finally:
         fleet.stop()
     client_floor_ms = boto3_client_floor() if BOTO3 in args.clients else None
-    verdicts = check_targets(results, skipped, client_floor_ms)
+    verdicts = check_wrk_targets(results) + check_targets(results, skipped, client_floor_ms)
     for result in results:
         print(table(result))
         print()

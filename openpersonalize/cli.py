@@ -1,4 +1,5 @@
-"""Command-line entry points: `openpersonalize serve | quickstart | metrics | trials`."""
+"""Command-line entry points: `openpersonalize serve | quickstart | metrics | trials |
+metric-attribution-report`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from openpersonalize.config import Settings
@@ -51,20 +53,40 @@ def serve(settings: Settings) -> int:
     pool = WorkerPool(
         dataclasses.asdict(settings), settings.workers, lease_seconds=settings.job_lease_seconds
     )
-    app = create_app(context, on_startup=[pool.start], on_shutdown=[pool.stop])
+    processes = settings.http_process_count
     logging.getLogger("openpersonalize").info(
-        "serving Amazon Personalize API on http://%s:%s (data in %s, %d workers%s)",
+        "serving Amazon Personalize API on http://%s:%s (data in %s, %d HTTP processes, "
+        "%d job workers%s)",
         settings.host,
         settings.port,
         settings.data_dir.resolve(),
+        processes,
         settings.workers,
         ", SigV4 required" if settings.auth_required else ", no authentication",
     )
+    if processes > 1:
+        from openpersonalize.wire import processes as http_processes
+
+        http_processes.export_settings(settings)
+        pool.start()
+        try:
+            uvicorn.run(
+                http_processes.APP_FACTORY,
+                factory=True,
+                workers=processes,
+                host=settings.host,
+                port=settings.port,
+                log_level="warning",
+            )
+        finally:
+            pool.stop()
+        return 0
     # One BLAS thread: a request's matrix-vector product is small, and spinning helper
     # threads would take the cores from the requests (training runs in other processes).
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1, user_api="blas")
+    app = create_app(context, on_startup=[pool.start], on_shutdown=[pool.stop])
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     return 0
 
@@ -122,6 +144,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the trial records (with metrics, start and end times) as JSON",
     )
+    report_parser = commands.add_parser(
+        "metric-attribution-report",
+        help="a metric attribution's figures per metric, source and 15-minute window (what "
+        "the service sends CloudWatch, which this server cannot reach)",
+    )
+    report_parser.add_argument("metric_attribution_arn", metavar="METRIC_ATTRIBUTION_ARN")
+    report_parser.add_argument("--data-dir", default=None, help="(env OPENPERSONALIZE_DATA_DIR)")
+    report_parser.add_argument(
+        "--database-url", default=None, help="(env OPENPERSONALIZE_DATABASE_URL)"
+    )
+    report_parser.add_argument(
+        "--json", action="store_true", help="print the figures as JSON (windows in epoch seconds)"
+    )
     return parser
 
 
@@ -158,6 +193,34 @@ def show_trials(attributes: dict) -> None:
             f"{rank:>4}  {trial['kind']:<6}  {recipe:<28}  {trial['metric']:<44}  "
             f"{trial['value']:>7.4f}  {trial['seconds']:>7.2f}  {parameters}"
         )
+
+
+def show_attribution_report(settings: Settings, arn: str, *, as_json: bool = False) -> int:
+    from openpersonalize.context import Context
+    from openpersonalize.errors import ServiceError
+    from openpersonalize.resources import metric_attributions
+
+    try:
+        figures = metric_attributions.report(Context.open(settings), arn)
+    except ServiceError as error:
+        print(f"openpersonalize: {error.message}", file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps([dataclasses.asdict(figure) for figure in figures], indent=2))
+        return 0
+    if not figures:
+        print("no figures yet: no data of the metrics' event types arrived since it was created")
+        return 0
+    metric_width = max(len(figure.metric_name) for figure in figures)
+    source_width = max(len(figure.source) for figure in figures)
+    print(f"{'metric':<{metric_width}}  {'source':<{source_width}}  {'window (UTC)':<20}  value")
+    for figure in figures:
+        window = datetime.fromtimestamp(figure.window, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        print(
+            f"{figure.metric_name:<{metric_width}}  {figure.source:<{source_width}}  "
+            f"{window:<20}  {figure.value:.12g}"
+        )
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -199,6 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             show_trials(attributes)
         return 0
+    if args.command == "metric-attribution-report":
+        settings = Settings.from_env(data_dir=args.data_dir, database_url=args.database_url)
+        return show_attribution_report(settings, args.metric_attribution_arn, as_json=args.json)
     return 1
 
 

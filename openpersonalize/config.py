@@ -26,7 +26,9 @@ class Settings:
     # Where datasets and models live: default the data directory; or s3://bucket/prefix (on
     # s3_endpoint_url), or any URL an installed fsspec implementation reads. See store/blobs.py.
     blob_store: str | None = None
-    workers: int = 2
+    workers: int = 2  # job worker processes (imports, training, batch jobs)
+    # HTTP server processes sharing the port (0: one per core); see wire/processes.py.
+    http_processes: int = 0
     # Where training jobs and HPO trials run: "local" processes, or "ray" tasks on the Ray
     # cluster at ray_address (nodes on other machines need a shared blob_store and database).
     executor: str = "local"
@@ -56,6 +58,10 @@ class Settings:
         return f"sqlite:///{(self.data_dir / 'metadata.db').resolve()}"
 
     @property
+    def http_process_count(self) -> int:
+        return self.http_processes if self.http_processes > 0 else (os.cpu_count() or 1)
+
+    @property
     def credentials(self) -> dict[str, str]:
         if self.access_key_id and self.secret_access_key:
             return {self.access_key_id: self.secret_access_key}
@@ -81,7 +87,7 @@ class Settings:
 
 
 def _convert(name: str, value: object) -> object:
-    if name in ("port", "workers"):
+    if name in ("port", "workers", "http_processes"):
         return int(value)  # type: ignore[arg-type]
     if name in ("job_lease_seconds", "clock_offset_seconds", "clock_start"):
         return float(value)  # type: ignore[arg-type]

@@ -157,6 +157,7 @@ def test_model_classes() -> None:
         "aws-personalized-ranking",
         "aws-sims",
         "aws-similar-items",
+        "aws-semantic-similarity",
         "aws-trending-now",
         "aws-user-personalization-v2",
         "aws-personalized-ranking-v2",
@@ -165,6 +166,7 @@ def test_model_classes() -> None:
         "aws-hrnn-coldstart",
         "aws-item-affinity",
         "aws-item-attribute-affinity",
+        "aws-next-best-action",
     }
     for recipe in RECIPES.values():
         if recipe.model is None:

@@ -22,7 +22,8 @@ from openpersonalize.training.artifacts import load_vocabularies
 
 UP = "arn:aws:personalize:::recipe/aws-user-personalization"
 POPULARITY = "arn:aws:personalize:::recipe/aws-popularity-count"
-UNTRAINABLE = "arn:aws:personalize:::recipe/aws-next-best-action"
+# Refused in a dataset group without an Actions dataset.
+NEXT_BEST_ACTION = "arn:aws:personalize:::recipe/aws-next-best-action"
 HEADER = "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE,EVENT_VALUE\n"
 ITEMS_SCHEMA = json.dumps(
     {
@@ -190,7 +191,7 @@ REFUSED = [
     ({"recipeArn": None}, "InvalidInputException", "recipeArn"),
     ({"performAutoML": True}, "InvalidInputException", "performAutoML"),
     ({"recipeArn": "arn:aws:personalize:::recipe/aws-nope"}, "ResourceNotFoundException", "nope"),
-    ({"recipeArn": UNTRAINABLE}, "InvalidInputException", "aws-next-best-action"),
+    ({"recipeArn": NEXT_BEST_ACTION}, "InvalidInputException", "Actions dataset"),
     (
         {"solutionConfig": {"hpoConfig": {"hpoResourceConfig": {"maxNumberOfTrainingJobs": "41"}}}},
         "InvalidInputException",

@@ -98,14 +98,6 @@ def test_every_operation_is_routed_never_404_or_500(server: ServerProcess) -> No
                 assert body["__type"] in ("InvalidInputException",), (name, body)
 
 
-def test_unbuilt_operation_names_itself(personalize) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(ClientError) as caught:
-        personalize.list_metric_attributions()
-    assert caught.value.response["Error"]["Code"] == "InvalidInputException"
-    assert "ListMetricAttributions" in caught.value.response["Error"]["Message"]
-    assert "not implemented" in caught.value.response["Error"]["Message"]
-
-
 def test_runtime_route_answers_with_rest_error(server: ServerProcess) -> None:
     runtime = server.client("personalize-runtime")
     missing = "arn:aws:personalize:us-east-1:000000000000:campaign/nowhere"

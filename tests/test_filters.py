@@ -116,7 +116,8 @@ BAD = [
     # (expression, position, reason fragment)
     ("", 1, "empty"),
     ("FOO ItemID WHERE Items.A IN (1)", 1, "expected INCLUDE or EXCLUDE"),
-    ("INCLUDE ActionID WHERE Items.A IN (1)", 9, "expected ItemID or UserID"),
+    ("INCLUDE ActionID WHERE Items.A IN (1)", 24, "select actions by Actions"),
+    ("INCLUDE ActorID WHERE Items.A IN (1)", 9, "expected ItemID, UserID or ActionID"),
     ('INCLUDE ItemID Items.GENRE IN ("a")', 16, "expected WHERE"),
     ('INCLUDE ItemID WHERE Itemz.GENRE IN ("a")', 22, "unknown dataset 'Itemz'"),
     ('INCLUDE ItemID WHERE Items.GENRE IN ("a)', 38, "unclosed string"),

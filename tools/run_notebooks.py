@@ -1036,6 +1036,17 @@ failure is then listed below); `--stand-in` runs a notebook whose data exists on
 storage on made-up data of the same columns (reported beside it, never counted as run);
 `--work-dir DIR` keeps the executed notebooks, the servers' logs and each notebook's folder.
 Each run takes a few minutes on two cores.
+
+## Metric attribution figures without CloudWatch
+
+The service sends metric attribution figures to Amazon CloudWatch, which cannot be reached
+from here. They go to the attribution's S3 folder (`metricsOutputConfig.s3DataDestination`)
+instead: `AggregatedAttributionMetrics - BULK - <epoch seconds>.csv` once an import job with
+`publishAttributionMetricsToS3` has its data in (that import's events), and
+`AggregatedAttributionMetrics - PUT - <epoch seconds>.csv` every few seconds (the PutEvents
+events received since the file before; a window's figure is the sum over the files).
+`openpersonalize metric-attribution-report ARN [--data-dir DIR] [--json]` prints every figure,
+per metric, attribution source and 15-minute window, from the server's data.
 """
 
 

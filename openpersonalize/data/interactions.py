@@ -37,6 +37,8 @@ class InteractionData:
     # Names of metadata columns that are categorical / textual / numeric (for featurization).
     item_column_kinds: dict[str, str] = field(default_factory=dict)
     user_column_kinds: dict[str, str] = field(default_factory=dict)
+    # The Items column flagged "itemName": true (aws-semantic-similarity), if training uses it.
+    item_name_column: str | None = None
 
     @property
     def n_users(self) -> int:
@@ -74,4 +76,5 @@ class InteractionData:
             user_metadata=self.user_metadata,
             item_column_kinds=self.item_column_kinds,
             user_column_kinds=self.user_column_kinds,
+            item_name_column=self.item_name_column,
         )

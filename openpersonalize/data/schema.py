@@ -172,6 +172,20 @@ def event_type_key(event_type: str) -> str:
     return event_type.lower()
 
 
+#: The action-interaction event types, canonically spelled.
+ACTION_EVENT_TYPES = ("TAKEN", "NOT_TAKEN", "VIEWED")
+
+
+def action_event_type(event_type: str | None) -> str | None:
+    """TAKEN, NOT_TAKEN or VIEWED for any spelling of one ("Taken", "Not Taken", "not_taken",
+    "NOT TAKEN": the guide writes them all), ignoring case, spaces and underscores; None for
+    any other value."""
+    if not isinstance(event_type, str):
+        return None
+    key = re.sub(r"[\s_]+", "_", event_type.strip()).upper()
+    return key if key in ACTION_EVENT_TYPES else None
+
+
 def _invalid(message: str) -> InvalidInputException:
     return InvalidInputException(message)
 

@@ -1,5 +1,6 @@
-"""Data that arrived through personalize-events (PutEvents, PutItems, PutUsers), as Arrow
-tables in a dataset's schema, so training reads it exactly like imported data."""
+"""Data that arrived through personalize-events (PutEvents, PutItems, PutUsers, PutActions,
+PutActionInteractions), as Arrow tables in a dataset's schema, so training reads it exactly
+like imported data."""
 
 from __future__ import annotations
 
@@ -17,7 +18,12 @@ if TYPE_CHECKING:
     from openpersonalize.store.blobs import BlobStore
 
 
-def _property(properties: dict[str, Any] | None, field_name: str) -> Any:
+#: The ID column of each dataset of records (PutItems, PutUsers, PutActions).
+ID_FIELDS = {"Items": "ITEM_ID", "Users": "USER_ID", "Actions": "ACTION_ID"}
+
+
+def property_value(properties: dict[str, Any] | None, field_name: str) -> Any:
+    """A field's value in an event's `properties` (keys compared without underscores and case)."""
     if not properties:
         return None
     wanted = field_name.replace("_", "").lower()
@@ -28,7 +34,8 @@ def _property(properties: dict[str, Any] | None, field_name: str) -> Any:
 
 
 def events_table(session: Session, dataset_arn: str, schema: Schema) -> pa.Table:
-    """Streamed events of an Interactions dataset (events without an item are skipped)."""
+    """Streamed events of an Interactions or Action_Interactions dataset (events without an
+    item or action are skipped)."""
     rows = session.scalars(
         select(EventRow).where(EventRow.dataset_arn == dataset_arn, EventRow.item_id.is_not(None))
     ).all()
@@ -36,7 +43,7 @@ def events_table(session: Session, dataset_arn: str, schema: Schema) -> pa.Table
     for field in schema.fields:
         if field.name == "USER_ID":
             values: list[Any] = [row.user_id for row in rows]
-        elif field.name == "ITEM_ID":
+        elif field.name in ("ITEM_ID", "ACTION_ID"):  # an action interaction's action
             values = [row.item_id for row in rows]
         elif field.name == "TIMESTAMP":
             values = [int(row.timestamp) for row in rows]
@@ -48,8 +55,10 @@ def events_table(session: Session, dataset_arn: str, schema: Schema) -> pa.Table
             values = [row.impression for row in rows]
         elif field.name == "RECOMMENDATION_ID":
             values = [row.recommendation_id for row in rows]
+        elif field.name == "EVENT_ATTRIBUTION_SOURCE":
+            values = [row.event_attribution_source for row in rows]
         else:
-            values = [_property(row.properties, field.name) for row in rows]
+            values = [property_value(row.properties, field.name) for row in rows]
         columns[field.name] = values
     return pa.table(columns, schema=arrow_schema_of(schema))
 
@@ -65,17 +74,17 @@ def dataset_table(
     """All of a dataset's data, as training and serving read it: its imported Parquet `files`
     plus what arrived through personalize-events, in the schema's column order (None if empty)."""
     imported = read_dataset(blobs, files)
-    if dataset_type == "Interactions":
+    if dataset_type in ("Interactions", "Action_Interactions"):
         streamed = events_table(session, dataset_arn, schema)
     else:
-        id_field = "ITEM_ID" if dataset_type == "Items" else "USER_ID"
-        streamed = records_table(session, dataset_arn, schema, id_field)
+        streamed = records_table(session, dataset_arn, schema, ID_FIELDS[dataset_type])
     parts = [t.select(schema.names) for t in (imported, streamed) if t.num_columns and t.num_rows]
     return pa.concat_tables(parts) if parts else None
 
 
 def records_table(session: Session, dataset_arn: str, schema: Schema, id_field: str) -> pa.Table:
-    """Items or users put with PutItems / PutUsers (one row per ID, the newest)."""
+    """Items, users or actions put with PutItems / PutUsers / PutActions (one row per ID, the
+    newest)."""
     rows = session.scalars(select(RecordRow).where(RecordRow.dataset_arn == dataset_arn)).all()
     columns = {
         field.name: [

@@ -157,6 +157,7 @@ def load_training_data(
         user_metadata=user_metadata,
         item_column_kinds=item_kinds,
         user_column_kinds=user_kinds,
+        item_name_column=_item_name_column(items_schema, item_kinds),
     )
 
 
@@ -484,6 +485,13 @@ def _metadata(
         else:
             kinds[name] = _kind_of_arrow(table.schema.field(name).type)
     return metadata, kinds
+
+
+def _item_name_column(schema: Schema | None, kinds: Mapping[str, str]) -> str | None:
+    """The field flagged "itemName": true, when it is among the Items columns training uses."""
+    if schema is None:
+        return None
+    return next((f.name for f in schema.fields if f.item_name and f.name in kinds), None)
 
 
 def _kind_of_arrow(arrow_type: pa.DataType) -> str:

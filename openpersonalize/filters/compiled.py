@@ -24,6 +24,10 @@ Semantics (Amazon Personalize's, as documented):
   (union of EXCLUDEs); with no INCLUDE every item may be included.
 * ``CurrentItem.FIELD`` values (related-items filters) need ``UserContext.current_item``.
 
+* ActionID filters (``target`` "ActionID") read the Actions data for the actions and
+  ``Action_Interactions.EVENT_TYPE`` against the user's recent action interactions, whose
+  types match in any of their spellings (``"NOT_TAKEN"`` matches ``"Not Taken"``).
+
 Not supported for item masks (InvalidInputException): UserID expressions, which filter user
 segments rather than item recommendations.
 """
@@ -37,10 +41,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from openpersonalize.data.schema import event_type_key
+from openpersonalize.data.schema import action_event_type, event_type_key
 from openpersonalize.errors import InvalidInputException
 from openpersonalize.filters.expression import (
     COMPARISONS,
+    EVENT_DATASETS,
     Condition,
     CurrentItemField,
     Expression,
@@ -177,6 +182,17 @@ def _align(
 
 
 MaskFn = Callable[[UserContext, Values], np.ndarray]
+# Per filter target: the dataset its conditions select by and that dataset's ID column.
+_ENTITIES = {
+    "ItemID": ("Items", "ITEM_ID"),
+    "UserID": ("Users", "USER_ID"),
+    "ActionID": ("Actions", "ACTION_ID"),
+}
+_WHAT_FILTERS = {
+    "ItemID": "ItemID expressions filter item recommendations",
+    "UserID": "UserID expressions filter user segments",
+    "ActionID": "ActionID expressions filter action recommendations",
+}
 
 
 class CompiledFilter:
@@ -199,19 +215,14 @@ class CompiledFilter:
             if expression.target != target:
                 raise InvalidInputException(
                     f"The filter has a {expression.action} {expression.target} expression; "
-                    + (
-                        "UserID expressions filter user segments and can't filter item "
-                        "recommendations"
-                        if target == "ItemID"
-                        else "ItemID expressions filter items and can't filter user segments"
-                    )
+                    f"{_WHAT_FILTERS[expression.target]} and can't filter "
+                    f"{_WHAT_FILTERS[target].split(' filter ', 1)[1]}"
                 )
         self.filter = filter
         self.n = len(item_ids)
         self._item_ids = item_ids
-        self._entity = "Items" if target == "ItemID" else "Users"
+        self._entity, id_column = _ENTITIES[target]
         self._user_events = user_events
-        id_column = "ITEM_ID" if target == "ItemID" else "USER_ID"
         used = sorted(
             {
                 c.column
@@ -248,7 +259,7 @@ class CompiledFilter:
     def reads_interactions(self) -> bool:
         """Whether masks need the user's interactions (an Interactions.EVENT_TYPE condition)."""
         return any(
-            c.dataset == "Interactions" for e in self.filter.expressions for c in e.conditions
+            c.dataset in EVENT_DATASETS for e in self.filter.expressions for c in e.conditions
         )
 
     def required_placeholders(self) -> tuple[str, ...]:
@@ -315,6 +326,8 @@ class CompiledFilter:
         return _CompiledExpression(expression.action == "INCLUDE", placeholders, gates, where)
 
     def _condition(self, condition: Condition) -> MaskFn:
+        if condition.dataset == "Action_Interactions":
+            return _interactions(condition, self.n, _action_event_key)
         if condition.dataset == "Interactions":
             if self._entity == "Users":
                 return _users_with_events(condition, self.n, self._user_events)
@@ -449,30 +462,39 @@ def _combine(groups: list[list[MaskFn]]) -> MaskFn:
     return combined
 
 
-def _event_types(condition: Condition, values: Values) -> set[str]:
-    """The condition's event types, lower-cased ("*" kept as the wildcard)."""
+def _event_types(
+    condition: Condition, values: Values, key: Callable[[str], str] = event_type_key
+) -> set[str]:
+    """The condition's event types as `key` spells them ("*" kept as the wildcard)."""
     out: set[str] = set()
     for value in condition.values:
         if isinstance(value, Placeholder):
-            out.update(event_type_key(v) for v in values[value.name])
+            out.update("*" if v == "*" else key(v) for v in values[value.name])
         elif isinstance(value, float):
-            out.add(event_type_key(_number_text(value)))
+            out.add(key(_number_text(value)))
         elif isinstance(value, str):
-            out.add(event_type_key(value))
+            out.add("*" if value == "*" else key(value))
     return out
 
 
-def _interactions(condition: Condition, n: int) -> MaskFn:
+def _action_event_key(event_type: str) -> str:
+    """Action event types compare in any spelling of TAKEN / NOT_TAKEN / VIEWED."""
+    return action_event_type(event_type) or event_type_key(event_type)
+
+
+def _interactions(
+    condition: Condition, n: int, key: Callable[[str], str] = event_type_key
+) -> MaskFn:
     negate = condition.operator == "NOT IN"
 
     def interactions(user: UserContext, values: Values) -> np.ndarray:
-        wanted = _event_types(condition, values)
+        wanted = _event_types(condition, values, key)
         anything = "*" in wanted
         # A user's recent events are few (<= 100 per type), so a comprehension is cheap here.
         codes = [
             code
             for code, event_type in user.recent_events
-            if (anything or event_type_key(event_type or "") in wanted) != negate
+            if (anything or key(event_type or "") in wanted) != negate
         ]
         out = np.zeros(n, dtype=bool)
         if codes:

@@ -3,7 +3,8 @@
 Grammar (as Amazon Personalize documents it)::
 
     filter := expr ("|" expr)*
-    expr   := ("INCLUDE" | "EXCLUDE") ("ItemID" | "UserID") "WHERE" cond (("AND" | "OR") cond)*
+    expr   := ("INCLUDE" | "EXCLUDE") ("ItemID" | "UserID" | "ActionID") "WHERE" cond
+              (("AND" | "OR") cond)*
               ["IF" ucond ("AND" ucond)*]
     cond   := Dataset "." FIELD ( ["NOT"] "IN" ( "(" value ("," value)* ")" | CurrentItem.FIELD )
                                 | cmp ( number | $PARAM | CurrentItem.FIELD | "(" that ")" ) )
@@ -11,8 +12,9 @@ Grammar (as Amazon Personalize documents it)::
     cmp    := "=" | "<" | "<=" | ">" | ">="
     value  := "double-quoted string" | number | $PARAM | "*"   (the last only for EVENT_TYPE)
 
-Keywords (INCLUDE, EXCLUDE, ItemID, UserID, WHERE, IN, NOT, AND, OR, IF), dataset names
-(Items, Interactions, Users, CurrentUser, CurrentItem) and field names are matched in any case,
+Keywords (INCLUDE, EXCLUDE, ItemID, UserID, ActionID, WHERE, IN, NOT, AND, OR, IF), dataset
+names (Items, Interactions, Users, Actions, Action_Interactions, CurrentUser, CurrentItem) and
+field names are matched in any case,
 as the service reads them (sample code writes ``Interactions.event_type``); parameter names
 are case-sensitive. The parser spells dataset names canonically; ``resolve_fields`` spells field
 names as the schemas do. ``parse_filter`` applies every rule that needs no schema
@@ -52,7 +54,19 @@ COMPARISONS = ("=", "<", "<=", ">", ">=")
 
 _ITEM_DATASETS = ("Items", "Interactions")  # datasets an ItemID expression may select by
 _USER_DATASETS = ("Users", "Interactions")  # datasets a UserID expression may select by
-_ALL_DATASETS = ("Items", "Interactions", "Users", "CurrentUser", "CurrentItem")
+_ACTION_DATASETS = ("Actions", "Action_Interactions")  # and an ActionID expression
+_ALL_DATASETS = (
+    "Items",
+    "Interactions",
+    "Users",
+    "Actions",
+    "Action_Interactions",
+    "CurrentUser",
+    "CurrentItem",
+)
+# Datasets of events, whose one filterable field is EVENT_TYPE.
+EVENT_DATASETS = ("Interactions", "Action_Interactions")
+_SELECTED_BY = {"ItemID": _ITEM_DATASETS, "UserID": _USER_DATASETS, "ActionID": _ACTION_DATASETS}
 _NUMERIC_TYPES = ("int", "long", "float", "double")
 _PARAM_NAME = re.compile(r"[A-Za-z0-9_]+")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -94,7 +108,7 @@ class Expression:
     """One ``INCLUDE``/``EXCLUDE`` clause; ``connectors[i]`` joins conditions i and i+1."""
 
     action: str  # INCLUDE | EXCLUDE
-    target: str  # ItemID | UserID
+    target: str  # ItemID | UserID | ActionID
     conditions: tuple[Condition, ...]
     connectors: tuple[str, ...]  # AND | OR
     user_conditions: tuple[Condition, ...] = ()  # the IF part, all joined by AND
@@ -281,18 +295,14 @@ class _Parser:
             raise _fail(self.tok.pos, f"expected INCLUDE or EXCLUDE, found {_describe(self.tok)}")
         self.advance()
         target_token = self.tok
-        target = {"ITEMID": "ItemID", "USERID": "UserID"}.get(
+        target = {"ITEMID": "ItemID", "USERID": "UserID", "ACTIONID": "ActionID"}.get(
             target_token.text.upper() if target_token.kind == "ident" else ""
         )
         if target is None:
-            hint = (
-                " (action filters are not supported)"
-                if target_token.text.upper() == "ACTIONID"
-                else ""
-            )
             raise _fail(
                 target_token.pos,
-                f"expected ItemID or UserID after {action}, found {_describe(target_token)}{hint}",
+                f"expected ItemID, UserID or ActionID after {action}, found "
+                f"{_describe(target_token)}",
             )
         self.advance()
         if self.keyword("WHERE") is None:
@@ -309,8 +319,10 @@ class _Parser:
         user_conditions: list[Condition] = []
         if self.keyword("IF") is not None:
             if_token = self.advance()
-            if target != "ItemID":
-                raise _fail(if_token.pos, "IF CurrentUser conditions apply only to ItemID")
+            if target == "UserID":
+                raise _fail(
+                    if_token.pos, "IF CurrentUser conditions apply only to ItemID and ActionID"
+                )
             user_conditions.append(self.user_condition())
             while (connector := self.keyword("AND", "OR", "IF")) is not None:
                 if connector == "OR":
@@ -333,12 +345,14 @@ class _Parser:
         dataset = _canonical_dataset(token.text)
         if dataset is None:
             raise _fail(
-                token.pos, f"unknown dataset '{token.text}' (expected Items, Interactions or Users)"
+                token.pos,
+                f"unknown dataset '{token.text}' (expected Items, Interactions, Users, Actions "
+                "or Action_Interactions)",
             )
         self.advance()
         self.expect(".", f"'.' after {token.text}")
         column = self.expect("ident", f"a field name after {token.text}.").text
-        if dataset == "Interactions" and column.upper() == "EVENT_TYPE":
+        if dataset in EVENT_DATASETS and column.upper() == "EVENT_TYPE":
             column = "EVENT_TYPE"  # the one Interactions field; any spelling names it
         return dataset, token.pos, column
 
@@ -351,9 +365,13 @@ class _Parser:
                 pos,
                 "CurrentItem can only be a value, as in Items.PRICE < CurrentItem.PRICE",
             )
-        allowed = _ITEM_DATASETS if target == "ItemID" else _USER_DATASETS
+        allowed = _SELECTED_BY[target]
         if dataset not in allowed:
-            if target == "ItemID":
+            if target == "ActionID":
+                reason = (
+                    "ActionID expressions select actions by Actions or Action_Interactions fields"
+                )
+            elif target == "ItemID":
                 reason = (
                     "Users fields can't select items; use IF CurrentUser."
                     f"{column} to test the user's own data"
@@ -362,9 +380,10 @@ class _Parser:
                 reason = "UserID expressions select users by Users or Interactions fields"
             raise _fail(pos, reason)
         if first_dataset is not None and dataset != first_dataset:
-            if {dataset, first_dataset} == {"Items", "Interactions"}:
+            if {dataset, first_dataset} in ({"Items", "Interactions"}, set(_ACTION_DATASETS)):
+                events, records = sorted({dataset, first_dataset}, key=len)[::-1]
                 reason = (
-                    "mixing Interactions and Items in one expression is not allowed; chain "
+                    f"mixing {events} and {records} in one expression is not allowed; chain "
                     "two expressions with |"
                 )
             else:
@@ -373,11 +392,11 @@ class _Parser:
                     f"({first_dataset}); chain expressions with | instead"
                 )
             raise _fail(pos, reason)
-        if dataset == "Interactions" and column != "EVENT_TYPE":
-            raise _fail(pos, f"Interactions.{column}: only Interactions.EVENT_TYPE can be filtered")
+        if dataset in EVENT_DATASETS and column != "EVENT_TYPE":
+            raise _fail(pos, f"{dataset}.{column}: only {dataset}.EVENT_TYPE can be filtered")
         operator, values = self.predicate(dataset, column, allow_current_item=True)
-        if dataset == "Interactions" and operator not in ("IN", "NOT IN"):
-            raise _fail(pos, "Interactions.EVENT_TYPE takes IN or NOT IN, not a comparison")
+        if dataset in EVENT_DATASETS and operator not in ("IN", "NOT IN"):
+            raise _fail(pos, f"{dataset}.EVENT_TYPE takes IN or NOT IN, not a comparison")
         return Condition(dataset, column, operator, values)
 
     def user_condition(self) -> Condition:
@@ -391,7 +410,7 @@ class _Parser:
         self, dataset: str, column: str, allow_current_item: bool
     ) -> tuple[str, tuple[Value, ...]]:
         """The operator and values after ``Dataset.FIELD``."""
-        star_ok = dataset == "Interactions" and column == "EVENT_TYPE"
+        star_ok = dataset in EVENT_DATASETS and column == "EVENT_TYPE"
         negated = self.keyword("NOT") is not None
         if negated:
             self.advance()
@@ -471,6 +490,8 @@ class _Parser:
 
 
 def _canonical_dataset(text: str) -> str | None:
+    if text.lower() == "action":  # the guide once writes Action.MEMBERSHIP_LEVEL for Actions.
+        return "Actions"
     return next((d for d in _ALL_DATASETS if d.lower() == text.lower()), None)
 
 
@@ -503,7 +524,7 @@ def resolve_fields(filter: Filter, schemas: Mapping[str, Schema]) -> Filter:
         return v
 
     def condition(c: Condition) -> Condition:
-        if c.dataset == "Interactions":
+        if c.dataset in EVENT_DATASETS:
             return c
         return replace(
             c, column=spelled(c.dataset, c.column), values=tuple(value(v) for v in c.values)
@@ -541,7 +562,7 @@ def check_filter(filter: Filter, schemas: Mapping[str, Schema]) -> None:
         for condition in (*expression.conditions, *expression.user_conditions):
             dataset = "Users" if condition.dataset == "CurrentUser" else condition.dataset
             star_only = all(v == "*" for v in condition.values)
-            if dataset == "Interactions" and star_only and dataset in schemas:
+            if dataset in EVENT_DATASETS and star_only and dataset in schemas:
                 continue
             _check_field(schemas, dataset, condition.column, condition.dataset)
             field = schemas[dataset].field(condition.column)

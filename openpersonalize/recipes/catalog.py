@@ -353,12 +353,13 @@ _ALL: tuple[Recipe, ...] = (
     Recipe(
         "aws-semantic-similarity",
         _RELATED_ITEMS,
-        "Items whose textual metadata is semantically close to a given item's.",
+        "Items whose name and description are closest to a given item's, by a lexical text "
+        "model (TF-IDF + LSA, not a neural text embedding), re-ranked by the campaign's "
+        "FRESHNESS and POPULARITY ranking influence.",
         "aws-semantic-similarity",
         "aws-semantic-similarity",
         (),
-        None,
-        _NOT_YET.format("text embeddings of item metadata"),
+        "openpersonalize.recipes.semantic_similarity:SemanticSimilarityModel",
     ),
     Recipe(
         "aws-item-affinity",
@@ -390,8 +391,8 @@ _ALL: tuple[Recipe, ...] = (
         "aws-next-best-action",
         None,
         (_integer("action_optimization_period", 14, 7, 28, feature=True),),
-        None,
-        _NOT_YET.format("action propensity modelling"),
+        # A logistic propensity model over users' item-history factors and action features.
+        "openpersonalize.recipes.next_best_action:NextBestActionModel",
     ),
     Recipe(
         "aws-hrnn",

@@ -16,6 +16,7 @@ from openpersonalize.resources import (
     event_trackers,
     filters,
     lifecycle,
+    metric_attributions,
     recipes,
     recommenders,
     schemas,
@@ -88,6 +89,10 @@ def _auto_training(context: Context) -> None:
 
 
 runner.register_periodic(_auto_training, every_seconds=5.0)
+runner.register_periodic(
+    metric_attributions.schedule_streamed_reports,
+    every_seconds=metric_attributions.REPORT_EVERY_SECONDS,
+)
 
 __all__ = [
     "batch_inference_jobs",
@@ -101,6 +106,7 @@ __all__ = [
     "datasets",
     "event_trackers",
     "lifecycle",
+    "metric_attributions",
     "recipes",
     "recommenders",
     "schemas",

@@ -79,16 +79,19 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
     check_input_path(input_path)
     check_output_path(output_path)
     config = request.get("batchInferenceJobConfig") or {}
-    if config.get("rankingInfluence"):
-        raise InvalidInputException(
-            "batchInferenceJobConfig.rankingInfluence is not supported by openpersonalize."
-        )
     name = request["jobName"]
     arn = context.arn(KIND.resource_type, name)
     now = context.now()
     with context.database.transaction() as session:
         version = active_version(session, request["solutionVersionArn"], "batch inference")
         _check_recipe(version)
+        if config.get("rankingInfluence") and version.attributes.get("recipeArn") != (
+            catalog.RECIPES["aws-semantic-similarity"].arn
+        ):
+            raise InvalidInputException(
+                "batchInferenceJobConfig.rankingInfluence is only for aws-semantic-similarity "
+                f"solution versions, not {version.arn}."
+            )
         if config.get("itemExplorationConfig"):
             campaigns.check_config(version.arn, version, config)
         filter_arn = request.get("filterArn")

@@ -122,6 +122,9 @@ def _run(job: runner.JobHandle) -> None:
     for old_key in replaced:
         context.blobs.delete(old_key)
     job.progress(1.0, f"imported {result.row_count} rows into {dataset.arn}")
+    from openpersonalize.resources import metric_attributions  # it imports this module
+
+    metric_attributions.publish_import(context, job.resource_arn)  # never raises
 
 
 def _swap_in(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -49,6 +50,11 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
             "files": [],
             "rowCount": 0,
         }
+        if dataset_type == "Action_Interactions":
+            # Its own action-interaction tracker: the trackingId PutActionInteractions takes. It
+            # is no event-tracker resource (ListEventTrackers and the one-per-group rule
+            # ignore it) and goes with the dataset.
+            attributes["trackingId"] = str(uuid.uuid4())
         lifecycle.create_pending(
             session,
             KIND,

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from openpersonalize.context import Context
 from openpersonalize.data.schema import Schema
+from openpersonalize.data.streamed import ID_FIELDS
 from openpersonalize.errors import (
     InvalidInputException,
     ResourceAlreadyExistsException,
@@ -94,7 +95,8 @@ def _tracker(session: Session, tracking_id: str) -> ResourceRow:
     raise InvalidInputException(f"No event tracker has the trackingId {tracking_id}.")
 
 
-def _properties(text: str | None, where: str) -> dict[str, Any]:
+def parse_properties(text: str | None, where: str) -> dict[str, Any]:
+    """An event's or record's `properties` JSON text as an object ({} when absent)."""
     if not text:
         return {}
     try:
@@ -120,7 +122,7 @@ def put_events(context: Context, request: dict[str, Any]) -> dict[str, Any]:
         rows = []
         for index, event in enumerate(request["eventList"], start=1):
             where = f"eventList.{index}"
-            properties = _properties(event.get("properties"), where)
+            properties = parse_properties(event.get("properties"), where)
             reserved = sorted(k for k in properties if k.lower() in RESERVED_PROPERTIES)
             if reserved:
                 raise InvalidInputException(
@@ -138,6 +140,9 @@ def put_events(context: Context, request: dict[str, Any]) -> dict[str, Any]:
                     timestamp=event["sentAt"].timestamp(),
                     event_id=event.get("eventId"),
                     recommendation_id=event.get("recommendationId"),
+                    event_attribution_source=(event.get("metricAttribution") or {}).get(
+                        "eventAttributionSource"
+                    ),
                     impression="|".join(event["impression"]) if event.get("impression") else None,
                     properties=properties or None,
                     received_at=now,
@@ -146,7 +151,7 @@ def put_events(context: Context, request: dict[str, Any]) -> dict[str, Any]:
         session.add_all(rows)
     from openpersonalize.serving.engine import EVENT_USERS
 
-    EVENT_USERS.add(interactions.arn, {row.user_id for row in rows})  # after the commit
+    EVENT_USERS.add(context, interactions.arn, {row.user_id for row in rows})  # after the commit
     return {}
 
 
@@ -183,9 +188,10 @@ def _dataset_of_type(session: Session, group_arn: str, dataset_type: str) -> Res
     return None
 
 
-def _put_records(
+def put_records(
     context: Context, request: dict[str, Any], dataset_type: str, list_key: str, id_key: str
 ) -> dict[str, Any]:
+    """PutItems / PutUsers / PutActions: each record replaces the one with its ID."""
     now = context.now()
     with context.database.transaction() as session:
         dataset = lifecycle.get(session, datasets.KIND, request["datasetArn"])
@@ -199,7 +205,7 @@ def _put_records(
         for index, record in enumerate(request[list_key], start=1):
             where = f"{list_key}.{index}"
             properties = _check_record(
-                _properties(record.get("properties"), where), schema, where, dataset_type
+                parse_properties(record.get("properties"), where), schema, where, dataset_type
             )
             values = {
                 "dataset_arn": dataset.arn,
@@ -240,7 +246,7 @@ def _check_record(
 ) -> dict[str, Any]:
     """Properties keyed by schema field name, type-checked; unknown keys refused."""
     checked: dict[str, Any] = {}
-    id_field = "ITEM_ID" if dataset_type == "Items" else "USER_ID"
+    id_field = ID_FIELDS[dataset_type]
     for key, value in properties.items():
         name = field_for_property(schema, key)
         if name is None or name == id_field:
@@ -250,6 +256,8 @@ def _check_record(
         field = schema.field(name)
         assert field is not None
         numeric = field.type in ("int", "long", "float", "double")
+        if numeric and isinstance(value, str):
+            value = _number_in_text(value, field.type)  # the model's examples: {"value": "100"}
         ok = (
             value is None
             and field.nullable
@@ -269,9 +277,18 @@ def _check_record(
     return checked
 
 
+def _number_in_text(text: str, field_type: str) -> Any:
+    """The number a string holds, for a numeric field (the text itself when it holds none)."""
+    try:
+        number: float = int(text) if field_type in ("int", "long") else float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text
+
+
 def put_items(context: Context, request: dict[str, Any]) -> dict[str, Any]:
-    return _put_records(context, request, "Items", "items", "itemId")
+    return put_records(context, request, "Items", "items", "itemId")
 
 
 def put_users(context: Context, request: dict[str, Any]) -> dict[str, Any]:
-    return _put_records(context, request, "Users", "users", "userId")
+    return put_records(context, request, "Users", "users", "userId")

@@ -29,6 +29,8 @@ FIRST_AUTO_TRAINING_DELAY = 3600.0  # the service starts the first automatic ver
 MAX_TRAINING_JOBS, MAX_PARALLEL_TRAINING_JOBS = 40, 10
 _SCHEDULE = re.compile(r"rate\((\d+) (day|days)\)")
 INCREMENTAL_UPDATE_RECIPES = ("aws-semantic-similarity",)
+# Recipes that train on the Items dataset alone: Interactions data is optional for them.
+ITEMS_ONLY_RECIPES = ("aws-semantic-similarity",)
 OBJECTIVE_RECIPE_TYPES = ("USER_PERSONALIZATION", "PERSONALIZED_RANKING")
 SOLUTION_FIELDS = (
     "performHPO",
@@ -64,7 +66,7 @@ def create(context: Context, request: dict[str, Any]) -> dict[str, Any]:
         lifecycle.require_usable(group, dataset_groups.KIND)
         recipe = _check_recipe_choice(request, config)
         group_datasets = datasets_of(session, group.arn)
-        _check_training_data(context, request, config, group_datasets)
+        _check_training_data(context, request, config, group_datasets, recipe)
         if recipe is not None:
             _check_recipe_config(request, config, recipe, group_datasets)
         _check_hpo_resources(config)
@@ -136,6 +138,11 @@ def _check_recipe_config(
         hpo.get("algorithmHyperParameterRanges"),
         perform_hpo=bool(request.get("performHPO")),
     )
+    if recipe.recipe_type == "PERSONALIZED_ACTIONS" and "Actions" not in group_datasets:
+        raise InvalidInputException(
+            f"The recipe {recipe.name} recommends actions: the dataset group "
+            f"{request['datasetGroupArn']} needs an Actions dataset first."
+        )
     if request.get("performIncrementalUpdate") and recipe.name not in INCREMENTAL_UPDATE_RECIPES:
         raise InvalidInputException(
             "performIncrementalUpdate is only supported with the aws-semantic-similarity recipe, "
@@ -171,9 +178,13 @@ def _check_training_data(
     request: dict[str, Any],
     config: dict[str, Any],
     group_datasets: dict[str, ResourceRow],
+    recipe: catalog.Recipe | None,
 ) -> None:
     interactions = group_datasets.get("Interactions")
-    if interactions is None or not interactions.attributes.get("files"):
+    items_only = recipe is not None and recipe.name in ITEMS_ONLY_RECIPES
+    if items_only:
+        _check_item_text_fields(request, group_datasets)
+    if (interactions is None or not interactions.attributes.get("files")) and not items_only:
         raise InvalidInputException(
             f"The dataset group {request['datasetGroupArn']} has no Interactions data: create an "
             "Interactions dataset and import data into it (an ACTIVE dataset import job) first."
@@ -203,7 +214,7 @@ def _check_training_data(
         if parameters.get("eventType")
     ]
     if wanted:
-        present = event_types_in(context, interactions)
+        present = event_types_in(context, interactions) if interactions is not None else set()
         present_keys = {event_type_key(t) for t in present}
         for event_type in wanted:
             if event_type_key(event_type) not in present_keys:
@@ -220,11 +231,33 @@ def _check_training_data(
             raise InvalidInputException(
                 f"solutionConfig.eventValueThreshold {threshold!r} is not a number."
             ) from error
-        if _schema_of(interactions).exact_field("EVENT_VALUE") is None:
+        if interactions is None or _schema_of(interactions).exact_field("EVENT_VALUE") is None:
             raise InvalidInputException(
                 "solutionConfig.eventValueThreshold needs an EVENT_VALUE field in the "
                 "Interactions schema."
             )
+
+
+def _check_item_text_fields(
+    request: dict[str, Any], group_datasets: dict[str, ResourceRow]
+) -> None:
+    """aws-semantic-similarity embeds the Items dataset's itemName and textual fields."""
+    from openpersonalize.recipes.semantic_similarity import missing_text_fields
+
+    items = group_datasets.get("Items")
+    if items is None:
+        raise InvalidInputException(
+            f"The recipe {request['recipeArn']} trains on item text: the dataset group "
+            f"{request['datasetGroupArn']} needs an Items dataset with an itemName field and "
+            "a textual field first."
+        )
+    schema = _schema_of(items)
+    item_name = next((f.name for f in schema.fields if f.item_name), None)
+    problem = missing_text_fields(item_name, [f.name for f in schema.fields if f.textual])
+    if problem is not None:
+        raise InvalidInputException(
+            f"{problem} (Items dataset {items.arn}, schema {items.attributes['schemaArn']})"
+        )
 
 
 def _check_hpo_resources(config: dict[str, Any]) -> None:

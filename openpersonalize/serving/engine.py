@@ -37,6 +37,7 @@ from openpersonalize.recipes import catalog
 from openpersonalize.recipes.als import ALSModel
 from openpersonalize.recipes.base import Model, top_k
 from openpersonalize.recipes.objective import Objective
+from openpersonalize.recipes.semantic_similarity import SemanticSimilarityModel
 from openpersonalize.recipes.trending import TrendingNowModel
 from openpersonalize.resources import (
     campaigns,
@@ -50,12 +51,12 @@ from openpersonalize.resources import (
 from openpersonalize.serving import history
 from openpersonalize.serving.candidates import MIN_ITEMS as INDEXED_CATALOG
 from openpersonalize.serving.candidates import ClusteredItems
+from openpersonalize.serving.event_users import EventUsers
 from openpersonalize.store.database import EventRow, ResourceRow
 from openpersonalize.training import artifacts
 
 MAX_RESULTS, MAX_RESULTS_WITH_METADATA = 500, 50
 RECENT_EVENTS = 100  # the service looks at the 100 most recent interactions per user
-MAX_TRACKED_EVENT_USERS = 1_000_000  # per dataset, for skipping the events query
 CACHE_SECONDS = 1.0  # how stale a campaign's or catalog's metadata may be on the hot path
 DEFAULT_EXPLORATION_WEIGHT, DEFAULT_EXPLORATION_AGE_DAYS = 0.3, 30.0
 
@@ -213,6 +214,8 @@ _TRENDS = _Ttl(CACHE_SECONDS * 5)
 _DELETED_USERS = _Ttl(CACHE_SECONDS)
 # Recipes that answer without a user: the same popular or trending list for everyone.
 POPULAR_ITEMS_RECIPES = ("aws-popularity-count", "aws-trending-now")
+# Campaigns of these return item metadata without enableMetadataWithRecommendations.
+METADATA_BY_DEFAULT_RECIPES = ("aws-semantic-similarity",)
 
 
 def _deployment(
@@ -317,50 +320,7 @@ def _align(table: pa.Table, id_column: str, ids: np.ndarray) -> pa.Table:
     return table.take(pa.array(take, mask=~valid, type=pa.int64()))
 
 
-class _EventUsers:
-    """Which users of a dataset have streamed events, so most requests skip the events query.
-
-    PutEvents is answered by this same process, which adds users as their events arrive. Past
-    MAX_TRACKED_EVENT_USERS users a dataset is no longer tracked (memory stays bounded) and
-    every request of it queries its events."""
-
-    def __init__(self) -> None:
-        self._users: dict[str, set[str]] = {}
-        self._untracked: set[str] = set()
-        self._lock = threading.Lock()
-
-    def has_events(self, context: Context, dataset_arn: str, user_id: str) -> bool:
-        with self._lock:
-            if dataset_arn in self._untracked:
-                return True
-            users = self._users.get(dataset_arn)
-        if users is None:
-            with context.database.snapshot() as session:
-                users = set(
-                    session.scalars(
-                        select(EventRow.user_id)
-                        .where(EventRow.dataset_arn == dataset_arn)
-                        .distinct()
-                        .limit(MAX_TRACKED_EVENT_USERS + 1)
-                    )
-                )
-            with self._lock:
-                if len(users) > MAX_TRACKED_EVENT_USERS:
-                    self._untracked.add(dataset_arn)
-                    return True
-                users = self._users.setdefault(dataset_arn, users)
-        return user_id in users
-
-    def add(self, dataset_arn: str, user_ids: set[str]) -> None:
-        with self._lock:
-            if dataset_arn in self._users:
-                self._users[dataset_arn] |= user_ids
-                if len(self._users[dataset_arn]) > MAX_TRACKED_EVENT_USERS:
-                    del self._users[dataset_arn]
-                    self._untracked.add(dataset_arn)
-
-
-EVENT_USERS = _EventUsers()
+EVENT_USERS = EventUsers()
 
 
 def _recent_events(
@@ -647,7 +607,8 @@ def _metadata_columns(request: Request, body: dict[str, Any], limit: int) -> lis
         raise InvalidInputException(f"metadataColumns keys must be ITEMS, not {sorted(extra)}.")
     if wanted:
         config = request.campaign.get("campaignConfig") or {}
-        if not config.get("enableMetadataWithRecommendations"):
+        by_default = request.deployed.recipe.name in METADATA_BY_DEFAULT_RECIPES
+        if not config.get("enableMetadataWithRecommendations") and not by_default:
             which = (
                 "a recommender with recommenderConfig"
                 if request.campaign.get("recommenderArn")
@@ -663,6 +624,13 @@ def _metadata_columns(request: Request, body: dict[str, Any], limit: int) -> lis
     return list(wanted)
 
 
+# Recipe types whose campaigns answer another runtime operation than GetRecommendations.
+_OTHER_CALLS = {
+    "PERSONALIZED_RANKING": "GetPersonalizedRanking",
+    "PERSONALIZED_ACTIONS": "GetActionRecommendations",
+}
+
+
 def get_recommendations(context: Context, body: dict[str, Any]) -> dict[str, Any]:
     request = Request.resolve(context, body)
     recipe_type = request.deployed.recipe.recipe_type
@@ -670,10 +638,9 @@ def get_recommendations(context: Context, body: dict[str, Any]) -> dict[str, Any
     if k > MAX_RESULTS:
         raise InvalidInputException(f"numResults must be at most {MAX_RESULTS}, not {k}.")
     columns = _metadata_columns(request, body, k)
-    if recipe_type == "PERSONALIZED_RANKING":
-        raise InvalidInputException(
-            "The campaign uses a PERSONALIZED_RANKING recipe: call GetPersonalizedRanking."
-        )
+    other_call = _OTHER_CALLS.get(recipe_type)
+    if other_call:
+        raise InvalidInputException(f"The campaign uses a {recipe_type} recipe: call {other_call}.")
     _check_ids(request, body)
     if recipe_type == "RELATED_ITEMS":
         return _related(request, body, k, columns)
@@ -824,7 +791,12 @@ def _related(request: Request, body: dict[str, Any], k: int, columns: list[str])
     allowed[request.automatic_exclusions()] = False
     if code >= 0:
         allowed[code] = False
-    similar, scores = request.deployed.model.similar_items(code, request.deployed.model.n_items_)
+    model = request.deployed.model
+    if isinstance(model, SemanticSimilarityModel):  # its ranking factors weigh in per campaign
+        influence = (request.campaign.get("campaignConfig") or {}).get("rankingInfluence")
+        similar, scores = model.similar_items(code, model.n_items_, ranking_influence=influence)
+    else:
+        similar, scores = model.similar_items(code, model.n_items_)
     keep = [
         (int(c), float(s)) for c, s in zip(similar, scores, strict=True) if c >= 0 and allowed[c]
     ]

@@ -84,7 +84,11 @@ class EventRow(Base):
     """One event from PutEvents: durable once the request is acknowledged."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_dataset_user_time", "dataset_arn", "user_id", "timestamp"),)
+    __table_args__ = (
+        Index("ix_events_dataset_user_time", "dataset_arn", "user_id", "timestamp"),
+        # A dataset's events after a given one (metric attribution reports read what is new).
+        Index("ix_events_dataset_id", "dataset_arn", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     dataset_arn: Mapped[str] = mapped_column(String(256))
@@ -97,7 +101,7 @@ class EventRow(Base):
     timestamp: Mapped[float] = mapped_column(Float)
     event_id: Mapped[str | None] = mapped_column(String(256))
     recommendation_id: Mapped[str | None] = mapped_column(String(64))
-    # metricAttribution.eventAttributionSource (added later: see _add_new_columns)
+    # metricAttribution.eventAttributionSource (added later: see _upgrade_tables)
     event_attribution_source: Mapped[str | None] = mapped_column(String(1024))
     impression: Mapped[str | None] = mapped_column(Text)  # item ids joined with "|"
     properties: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -146,7 +150,7 @@ class Database:
 
     def create_tables(self) -> None:
         Base.metadata.create_all(self.engine)
-        _add_new_columns(self.engine)
+        _upgrade_tables(self.engine)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -165,10 +169,10 @@ class Database:
         self.read_engine.dispose()
 
 
-def _add_new_columns(engine: Engine) -> None:
-    """Give a database made by an earlier version the nullable columns added since:
-    create_all makes missing tables only. Several processes may start at once, so a column
-    another one has just added is not an error."""
+def _upgrade_tables(engine: Engine) -> None:
+    """Give a database made by an earlier version the nullable columns and the indexes added
+    since: create_all makes missing tables only. Several processes may start at once, so a
+    column or index another one has just added is not an error."""
     for table in Base.metadata.sorted_tables:
         present = {column["name"] for column in inspect(engine).get_columns(table.name)}
         for column in table.columns:
@@ -181,8 +185,13 @@ def _add_new_columns(engine: Engine) -> None:
                         f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"
                     )
             except DBAPIError:
-                added = {c["name"] for c in inspect(engine).get_columns(table.name)}
-                if column.name not in added:
+                if column.name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
+                    raise
+        for index in table.indexes:
+            try:
+                index.create(engine, checkfirst=True)
+            except DBAPIError:
+                if index.name not in {i["name"] for i in inspect(engine).get_indexes(table.name)}:
                     raise
 
 

@@ -38,7 +38,9 @@ class ServerProcess:
         environment: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
-        self.settings = dict(settings or {})
+        # One HTTP process unless asked for more: a test server's requests come one at a
+        # time, and tests that look for the job workers among its children find only them.
+        self.settings = {"http_processes": "1", **(settings or {})}
         self.environment = dict(environment or {})  # extra variables, e.g. AWS credentials for S3
         self.access_key_id = access_key_id
         self.secret_access_key = secret_access_key
@@ -99,12 +101,19 @@ class ServerProcess:
                 self.process.wait()
         self.process = None
 
-    def kill(self) -> None:
-        """Stop abruptly (SIGKILL), as a crash would."""
+    def kill(self, timeout: float = 10.0) -> None:
+        """Stop abruptly (SIGKILL), as a crash would; returns once the HTTP processes that
+        shared its port noticed and let the port go (so a restart can take it)."""
         if self.process is not None:
             self.process.kill()
             self.process.wait()
             self.process = None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) != 0:
+                    return
+            time.sleep(0.05)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

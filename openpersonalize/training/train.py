@@ -14,7 +14,7 @@ import logging
 import os
 import tempfile
 import traceback
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,14 @@ log = logging.getLogger("openpersonalize.training")
 
 TOP_K = 25
 SEED = 0
+# What a recipe that trains on the Items alone gets when the group has no interactions.
+_NO_INTERACTIONS = pa.table(
+    {
+        "USER_ID": pa.array([], pa.string()),
+        "ITEM_ID": pa.array([], pa.string()),
+        "TIMESTAMP": pa.array([], pa.int64()),
+    }
+)
 
 
 class TrainingError(Exception):
@@ -60,6 +68,8 @@ class TrainingInput:
     version: ResourceRow
     data: InteractionData
     previous: ResourceRow | None  # the solution's latest ACTIVE version (what UPDATE refreshes)
+    # Every dataset's data and schema by dataset type (next best action reads Actions ones).
+    tables: dict[str, tuple[pa.Table | None, Schema | None]] = field(default_factory=dict)
 
 
 def train_process_main(settings: Settings, version_arn: str, model_key: str) -> None:
@@ -107,6 +117,10 @@ def train_solution_version(
     )
     if version.get("trainingMode") == "UPDATE":
         return _refresh(context, version_arn, training, output)
+    if recipe_arn and catalog.get_recipe(recipe_arn).recipe_type == "PERSONALIZED_ACTIONS":
+        from openpersonalize.training.actions import train_actions
+
+        return train_actions(training, catalog.get_recipe(recipe_arn), output)
     from openpersonalize.training import hpo  # builds on this module
 
     result: dict[str, Any] = {}
@@ -158,9 +172,19 @@ def train_solution_version(
         _progress(
             version_arn, 0.4, f"evaluating {recipe.name} on {len(split.test_users)} test users"
         )
-        evaluation = _evaluate(
-            model_class, hyperparameters, split, data.n_items, extended=True, objective=objective
-        )
+        from openpersonalize.resources.solutions import ITEMS_ONLY_RECIPES
+
+        if len(split.test_users) == 0 and recipe.name in ITEMS_ONLY_RECIPES:
+            evaluation = {}  # trained on Items alone: no interactions to measure against
+        else:
+            evaluation = _evaluate(
+                model_class,
+                hyperparameters,
+                split,
+                data.n_items,
+                extended=True,
+                objective=objective,
+            )
         # GetSolutionMetrics reports exactly the service's metrics; ours stay for
         # `openpersonalize metrics`.
         result["metrics"] = {
@@ -183,7 +207,7 @@ def train_solution_version(
 
 def load_input(context: Context, version_arn: str) -> TrainingInput:
     """The version's record, and the dataset group's data: imported files plus streamed records."""
-    from openpersonalize.resources.solutions import datasets_of
+    from openpersonalize.resources.solutions import ITEMS_ONLY_RECIPES, datasets_of
 
     with context.database.transaction() as session:
         version = lifecycle.find(session, version_arn)
@@ -210,6 +234,10 @@ def load_input(context: Context, version_arn: str) -> TrainingInput:
             .limit(1)
         ).first()
     interactions, interactions_schema = tables.get("Interactions", (None, None))
+    recipe_arn = version.attributes.get("recipeArn")
+    items_only = bool(recipe_arn) and catalog.get_recipe(recipe_arn).name in ITEMS_ONLY_RECIPES
+    if items_only and (interactions is None or interactions.num_rows == 0):
+        interactions, interactions_schema = _NO_INTERACTIONS, None
     if interactions is None:
         raise TrainingError(f"The dataset group {group_arn} has no Interactions data to train on.")
     items, items_schema = tables.get("Items", (None, None))
@@ -229,8 +257,10 @@ def load_input(context: Context, version_arn: str) -> TrainingInput:
         events_config=(config.get("eventsConfig") or {}).get("eventParametersList"),
         included_columns=training_config.get("includedDatasetColumns"),
         excluded_columns=training_config.get("excludedDatasetColumns"),
+        # The Items are the training data there; events only feed the popularity factor.
+        **({"min_interactions": 0, "min_users_with_two": 0} if items_only else {}),
     )
-    return TrainingInput(version=version, data=data, previous=previous)
+    return TrainingInput(version=version, data=data, previous=previous, tables=tables)
 
 
 def _refresh(

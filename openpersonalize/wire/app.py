@@ -101,6 +101,8 @@ class App:
         on_shutdown: list[Callable[[], object]] | None = None,
     ) -> None:
         self.context = context
+        # Which server process answered (several share the port): for logs and tests.
+        self.process_id = str(os.getpid()).encode()
         self.table = handlers()
         self.on_startup = on_startup or []
         self.on_shutdown = on_shutdown or []
@@ -135,6 +137,7 @@ class App:
             headers = [
                 (b"content-type", reply.content_type),
                 (b"content-length", str(len(reply.body)).encode()),
+                (b"x-openpersonalize-process", self.process_id),
                 *reply.headers,
             ]
             await send({"type": "http.response.start", "status": reply.status, "headers": headers})
