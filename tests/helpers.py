@@ -96,6 +96,36 @@ def run_import(
     )
 
 
+def trained_version(client: Any, group_arn: str, recipe: str, **solution: Any) -> str:
+    """A solution of `recipe` in the group and its first version, trained to ACTIVE."""
+    solution_arn = client.create_solution(
+        name=unique("sol"),
+        datasetGroupArn=group_arn,
+        recipeArn=f"arn:aws:personalize:::recipe/{recipe}",
+        **solution,
+    )["solutionArn"]
+    version = client.create_solution_version(solutionArn=solution_arn)["solutionVersionArn"]
+    final = wait_for_status(
+        client.describe_solution_version,
+        "solutionVersion",
+        "solutionVersionArn",
+        version,
+        timeout=300,
+    )
+    assert final["status"] == "ACTIVE", final.get("failureReason")
+    return version
+
+
+def active_campaign(client: Any, version_arn: str, **config: Any) -> str:
+    """A campaign of the version, waited for until ACTIVE."""
+    arn = client.create_campaign(name=unique("camp"), solutionVersionArn=version_arn, **config)[
+        "campaignArn"
+    ]
+    status = wait_for_status(client.describe_campaign, "campaign", "campaignArn", arn)
+    assert status["status"] == "ACTIVE", status
+    return arn
+
+
 def error_code(error: Exception) -> str:
     return error.response["Error"]["Code"]  # type: ignore[attr-defined]
 

@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError
-from helpers import avro_schema, error_code, run_import, unique
+from helpers import (
+    active_campaign,
+    avro_schema,
+    error_code,
+    run_import,
+    trained_version,
+    unique,
+)
 
 from openpersonalize.testing.server import wait_for_status
 
@@ -122,24 +129,8 @@ def deleted(personalize, server, s3_root) -> dict[str, Any]:  # type: ignore[no-
     events.put_users(
         datasetArn=datasets["Users"], users=[{"userId": "user-001", "properties": '{"plan": "x"}'}]
     )
-    solution = personalize.create_solution(
-        name=unique("sol"),
-        datasetGroupArn=group,
-        recipeArn="arn:aws:personalize:::recipe/aws-user-personalization",
-    )["solutionArn"]
-    version = personalize.create_solution_version(solutionArn=solution)["solutionVersionArn"]
-    final = wait_for_status(
-        personalize.describe_solution_version,
-        "solutionVersion",
-        "solutionVersionArn",
-        version,
-        timeout=300,
-    )
-    assert final["status"] == "ACTIVE", final.get("failureReason")
-    campaign = personalize.create_campaign(name=unique("camp"), solutionVersionArn=version)[
-        "campaignArn"
-    ]
-    wait_for_status(personalize.describe_campaign, "campaign", "campaignArn", campaign)
+    version = trained_version(personalize, group, "aws-user-personalization")
+    campaign = active_campaign(personalize, version)
     runtime = server.client("personalize-runtime")
     users = DELETED + KEPT + ["nobody-at-all"]
     before = {user: recommendations(runtime, campaign, user) for user in users}

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from helpers import run_import, unique
+from helpers import run_import, trained_version, unique
 from test_e2e_segments import SCHEMAS, write_data
 
 from openpersonalize.testing.server import ServerProcess, wait_for_status
@@ -37,20 +37,7 @@ def _group(personalize, bucket: str) -> dict[str, str]:  # type: ignore[no-untyp
 
 def _start_jobs(personalize, bucket: str, s3_root: Path) -> dict[str, str]:  # type: ignore[no-untyped-def]
     trained, cleaned = _group(personalize, bucket), _group(personalize, bucket)
-    solution = personalize.create_solution(
-        name=unique("sol"),
-        datasetGroupArn=trained["group"],
-        recipeArn="arn:aws:personalize:::recipe/aws-item-affinity",
-    )["solutionArn"]
-    version = personalize.create_solution_version(solutionArn=solution)["solutionVersionArn"]
-    final = wait_for_status(
-        personalize.describe_solution_version,
-        "solutionVersion",
-        "solutionVersionArn",
-        version,
-        timeout=300,
-    )
-    assert final["status"] == "ACTIVE", final.get("failureReason")
+    version = trained_version(personalize, trained["group"], "aws-item-affinity")
     (s3_root / bucket / "queries").mkdir()
     queries = "".join(json.dumps({"itemId": f"g{g}-00"}) + "\n" for g in range(3))
     (s3_root / bucket / "queries" / "items.json").write_text(queries)

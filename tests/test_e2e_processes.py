@@ -16,7 +16,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from helpers import active_dataset, active_group, run_import, schema, unique
+from helpers import (
+    active_campaign,
+    active_dataset,
+    active_group,
+    run_import,
+    schema,
+    trained_version,
+    unique,
+)
 from test_e2e_solutions import interactions_csv
 
 from openpersonalize.testing.server import ServerProcess, wait_for_status
@@ -79,26 +87,12 @@ def test_processes_share_streamed_events_and_die_with_serve(tmp_path: Path) -> N
         dataset = active_dataset(personalize, group, schema(personalize))
         assert run_import(personalize, dataset, "s3://data/interactions.csv")["status"] == "ACTIVE"
         tracker = personalize.create_event_tracker(name=unique("tracker"), datasetGroupArn=group)
-        solution = personalize.create_solution(
-            name=unique("sol"),
-            datasetGroupArn=group,
-            recipeArn="arn:aws:personalize:::recipe/aws-user-personalization",
-        )["solutionArn"]
-        version = personalize.create_solution_version(solutionArn=solution)["solutionVersionArn"]
-        final = wait_for_status(
-            personalize.describe_solution_version,
-            "solutionVersion",
-            "solutionVersionArn",
+        version = trained_version(personalize, group, "aws-user-personalization")
+        campaign = active_campaign(
+            personalize,
             version,
-            timeout=300,
-        )
-        assert final["status"] == "ACTIVE", final.get("failureReason")
-        campaign = personalize.create_campaign(
-            name=unique("camp"),
-            solutionVersionArn=version,
             campaignConfig={"itemExplorationConfig": {"explorationWeight": "0"}},
-        )["campaignArn"]
-        wait_for_status(personalize.describe_campaign, "campaign", "campaignArn", campaign)
+        )
         clicked = personalize.create_filter(
             name=unique("filter"),
             datasetGroupArn=group,

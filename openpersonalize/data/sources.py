@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from openpersonalize.data.importer import CsvSource, ImportFailed
 
-__all__ = ["parse_s3_location", "resolve_data_location"]
+__all__ = ["parse_s3_location", "resolve_data_location", "resolve_with_settings"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _COPY_CHUNK = 8 << 20
@@ -40,6 +40,16 @@ def resolve_data_location(
     if s3_local_root is not None:
         return _resolve_local(location, bucket, key, Path(s3_local_root))
     return _resolve_s3(location, bucket, key, s3_endpoint_url, Path(scratch_dir))
+
+
+def resolve_with_settings(location: str, settings: Any, scratch_dir: Path) -> list[CsvSource]:
+    """`resolve_data_location` with the server's S3 settings (endpoint, local root)."""
+    return resolve_data_location(
+        location,
+        s3_endpoint_url=settings.s3_endpoint_url,
+        s3_local_root=str(settings.s3_local_root) if settings.s3_local_root else None,
+        scratch_dir=scratch_dir,
+    )
 
 
 def parse_s3_location(location: str) -> tuple[str, str]:

@@ -370,8 +370,8 @@ _ALL: tuple[Recipe, ...] = (
         # The docs state no HPO tunability; it is the same parameter as in the sequence
         # recipes, where it is tunable.
         (_integer("hidden_dimension", 149, 32, 256, tunable=True),),
-        # Users ranked by their implicit-ALS affinity to the item.
-        "openpersonalize.recipes.als:ALSModel",
+        # Users ranked by their calibrated implicit-ALS probability of taking the item next.
+        "openpersonalize.recipes.item_affinity:ItemAffinityModel",
     ),
     Recipe(
         "aws-item-attribute-affinity",
@@ -381,8 +381,9 @@ _ALL: tuple[Recipe, ...] = (
         "aws-item-attribute-affinity",
         "item-attribute-affinity",
         (_integer("hidden_dimension", 149, 32, 256, tunable=True),),
-        # Users ranked by their mean implicit-ALS affinity to the items with the attributes.
-        "openpersonalize.recipes.als:ALSModel",
+        # Users ranked by their calibrated implicit-ALS probability of taking one of the
+        # items with the attributes next.
+        "openpersonalize.recipes.item_affinity:ItemAffinityModel",
     ),
     Recipe(
         "aws-next-best-action",

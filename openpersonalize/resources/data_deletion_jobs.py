@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from openpersonalize.context import Context
 from openpersonalize.data.importer import CsvSource, ImportFailed
-from openpersonalize.data.sources import resolve_data_location
+from openpersonalize.data.sources import resolve_with_settings
 from openpersonalize.errors import InvalidInputException, LimitExceededException
 from openpersonalize.jobs import runner
 from openpersonalize.resources import dataset_groups, datasets, lifecycle
@@ -153,14 +153,7 @@ def _datasets(session: Session, group_arn: str) -> list[ResourceRow]:
 
 def _read_user_ids(context: Context, location: str, scratch: Path) -> set[str]:
     """The user IDs of every CSV file at `location`; a bad file fails the job, naming it."""
-    sources = resolve_data_location(
-        location,
-        s3_endpoint_url=context.settings.s3_endpoint_url,
-        s3_local_root=str(context.settings.s3_local_root)
-        if context.settings.s3_local_root
-        else None,
-        scratch_dir=scratch,
-    )
+    sources = resolve_with_settings(location, context.settings, scratch)
     users: set[str] = set()
     total = 0
     for source in sources:

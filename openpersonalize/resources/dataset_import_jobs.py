@@ -12,7 +12,7 @@ from typing import Any
 
 from openpersonalize.context import Context
 from openpersonalize.data.importer import ImportFailed, import_csv
-from openpersonalize.data.sources import resolve_data_location
+from openpersonalize.data.sources import resolve_with_settings
 from openpersonalize.errors import InvalidInputException, ResourceInUseException
 from openpersonalize.jobs import runner
 from openpersonalize.resources import datasets, lifecycle, schemas
@@ -88,14 +88,7 @@ def _run(job: runner.JobHandle) -> None:
     output = context.data_dir / "scratch" / f"import-{job.job_id}-parquet"
     context.blobs.delete(key)  # a retried attempt starts clean
     try:
-        sources = resolve_data_location(
-            location,
-            s3_endpoint_url=context.settings.s3_endpoint_url,
-            s3_local_root=str(context.settings.s3_local_root)
-            if context.settings.s3_local_root
-            else None,
-            scratch_dir=scratch,
-        )
+        sources = resolve_with_settings(location, context.settings, scratch)
         result = import_csv(
             sources, schema, output, progress=lambda fraction: job.progress(fraction, location)
         )

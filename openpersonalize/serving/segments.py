@@ -3,8 +3,9 @@
 A batch segment job asks one question per input line: for Item-Affinity the users most
 likely to interact with one item (``{"itemId": "105"}``), for Item-Attribute-Affinity with
 the items that have given attribute values (``{"itemAttributes": "ITEMS.genres = \\"Comedy\\"
-AND ITEMS.genres = \\"Action\\""}``). Users are scored by the model's affinity to the item
-or, for attributes, its mean affinity to the matching items; a user-segment filter
+AND ITEMS.genres = \\"Action\\""}``). Users are scored by the model's `user_affinity` for
+the item or the set of matching items (recipes/item_affinity.py: the probability that the
+user's next new item is among them); a user-segment filter
 (``INCLUDE UserID WHERE Users.X IN (...)``) then keeps the users it selects.
 """
 
