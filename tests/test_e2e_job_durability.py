@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import csv
 import json
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from helpers import run_import, trained_version, unique
+from helpers import avro_schema, run_import, trained_version, unique
 from test_e2e_segments import SCHEMAS, write_data
 
 from openpersonalize.testing.server import ServerProcess, wait_for_status
@@ -127,3 +129,79 @@ def test_jobs_asked_for_before_a_crash_finish_after_the_restart(tmp_path: Path) 
     assert deletion["status"] == "COMPLETED", deletion.get("failureReason")
     # Counted once even when the job ran twice: 2 users' interactions and Users rows.
     assert deletion["numDeleted"] == 2 * EVENTS_PER_USER + 2
+
+
+def _attribution_reports(folder: Path) -> float:
+    """The streamed events' SAMPLECOUNT over every PUT report written so far."""
+    total = 0.0
+    for path in folder.glob("AggregatedAttributionMetrics - PUT - *.csv"):
+        with path.open() as handle:
+            total += sum(float(row["VALUE"]) for row in csv.DictReader(handle))
+    return total
+
+
+def test_streamed_events_are_reported_once_across_a_crash(tmp_path: Path) -> None:
+    s3_root = tmp_path / "s3"
+    rows = ["USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE"]
+    rows += [f"u{n % 50},i{n % 40},{1_700_000_000 + n},click" for n in range(1000)]
+    (s3_root / "durable").mkdir(parents=True)
+    (s3_root / "durable" / "interactions.csv").write_text("\n".join(rows) + "\n")
+    server = ServerProcess(
+        tmp_path / "server",
+        settings={"s3_local_root": str(s3_root), "job_lease_seconds": "3", "workers": "1"},
+    ).start()
+    try:
+        personalize = server.client()
+        group = personalize.create_dataset_group(name=unique("dg"))["datasetGroupArn"]
+        schema = personalize.create_schema(
+            name=unique("schema"),
+            schema=avro_schema(
+                "Interactions",
+                ("USER_ID", "string"),
+                ("ITEM_ID", "string"),
+                ("TIMESTAMP", "long"),
+                ("EVENT_TYPE", "string"),
+            ),
+        )["schemaArn"]
+        dataset = personalize.create_dataset(
+            name=unique("ds"), datasetGroupArn=group, schemaArn=schema, datasetType="Interactions"
+        )["datasetArn"]
+        assert run_import(personalize, dataset, "s3://durable/interactions.csv")["status"] == (
+            "ACTIVE"
+        )
+        personalize.create_metric_attribution(
+            name=unique("attribution"),
+            datasetGroupArn=group,
+            metrics=[{"eventType": "click", "metricName": "CLICKS", "expression": "SAMPLECOUNT()"}],
+            metricsOutputConfig={
+                "roleArn": ROLE,
+                "s3DataDestination": {"path": "s3://durable/reports/"},
+            },
+        )
+        tracker = personalize.create_event_tracker(name=unique("tracker"), datasetGroupArn=group)
+        events = server.client("personalize-events")
+        for batch in range(3):
+            events.put_events(
+                trackingId=tracker["trackingId"],
+                userId=f"u{batch}",
+                sessionId=f"s{batch}",
+                eventList=[
+                    {
+                        "eventType": "click",
+                        "itemId": f"i{n}",
+                        "sentAt": datetime(2024, 5, 1, tzinfo=UTC),
+                        "metricAttribution": {"eventAttributionSource": "newsletter"},
+                    }
+                    for n in range(10)
+                ],
+            )
+        server.kill()  # the acknowledged events are not reported yet (the newest 2 s wait)
+        server.start()
+        folder = s3_root / "durable" / "reports"
+        deadline = time.monotonic() + 60
+        while _attribution_reports(folder) < 30 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(5)  # a report run twice would show by now
+    finally:
+        server.stop()
+    assert _attribution_reports(folder) == 30.0

@@ -35,7 +35,7 @@ from openpersonalize.filters.expression import (
 from openpersonalize.metrics import attribution
 from openpersonalize.recipes import catalog
 from openpersonalize.recipes.als import ALSModel
-from openpersonalize.recipes.base import Model, top_k
+from openpersonalize.recipes.base import Model
 from openpersonalize.recipes.objective import Objective
 from openpersonalize.recipes.semantic_similarity import SemanticSimilarityModel
 from openpersonalize.recipes.trending import TrendingNowModel
@@ -710,8 +710,19 @@ def _top(scores: np.ndarray, allowed: np.ndarray, k: int) -> list[int]:
     candidates = np.flatnonzero(allowed)
     if k <= 0 or len(candidates) == 0:
         return []
-    codes, _ = top_k(scores[candidates][None, :], min(k, len(candidates)))
-    return [int(candidates[c]) for c in codes[0] if c >= 0]
+    values = scores[candidates]
+    values = np.where(np.isnan(values), np.float32(-np.inf), values)  # nan: not a candidate
+    if k < len(values):
+        # One row: partition, then settle ties at the cut toward lower codes as top_k does
+        # (candidates ascend, so the first equal positions are the lowest codes).
+        cut = values[np.argpartition(values, len(values) - k)[len(values) - k :]].min()
+        above = np.flatnonzero(values > cut)
+        chosen = np.concatenate([above, np.flatnonzero(values == cut)[: k - len(above)]])
+    else:
+        chosen = np.arange(len(values))
+    chosen = chosen[np.lexsort((chosen, -values[chosen]))]
+    chosen = chosen[values[chosen] > -np.inf]
+    return candidates[chosen].tolist()
 
 
 def _interleave(

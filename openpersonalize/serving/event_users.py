@@ -27,6 +27,7 @@ from openpersonalize.context import Context
 from openpersonalize.store.database import EventRow
 
 MAX_TRACKED_USERS = 1_000_000  # per dataset
+RING_FILE = "event-users.ring"  # in the data directory
 RING_SLOTS = 1 << 16
 _HEADER = struct.Struct("<Q")  # slots written so far, ever
 _SLOT = struct.Struct("<Q")
@@ -85,7 +86,7 @@ class EventUsers:
         self._known: set[int] = set()  # user_hash of users with events, in loaded datasets
         self._loaded: dict[str, int] = {}  # dataset -> users found when it was loaded
         self._untracked: set[str] = set()
-        self._rings: dict[Path, _Ring] = {}
+        self._rings: dict[str, _Ring] = {}
         self._read_up_to = -1  # ring slots this process has read (-1: not started)
         self._lock = threading.Lock()
 
@@ -114,12 +115,13 @@ class EventUsers:
         self._ring(context).append(hashes)
 
     def _ring(self, context: Context) -> _Ring:
-        path = (context.data_dir / "event-users.ring").resolve()
-        ring = self._rings.get(path)
+        # Looked up on every request: by the data directory's name, resolved only once.
+        key = str(context.data_dir)
+        ring = self._rings.get(key)
         if ring is None:
             with self._lock:
-                ring = self._rings.get(path) or _Ring(path)
-                self._rings[path] = ring
+                ring = self._rings.get(key) or _Ring((context.data_dir / RING_FILE).resolve())
+                self._rings[key] = ring
         return ring
 
     def _catch_up(self, context: Context) -> None:
