@@ -18,8 +18,9 @@ serve: $(STAMP)
 	$(BIN)/openpersonalize serve --host $${OPENPERSONALIZE_HOST:-127.0.0.1} --port $${OPENPERSONALIZE_PORT:-8080} --data-dir $${OPENPERSONALIZE_DATA_DIR:-data}
 
 # What the tests need beside Python packages: PostgreSQL's server binaries, for the
-# PostgreSQL e2e test (Debian's package, where apt-get runs as root; under CI=true that test
-# fails rather than skips when they are missing). Fast when already installed.
+# PostgreSQL e2e test; the AWS CLI; headless Chromium and its driver, for the console's
+# browser tests (Debian's packages, where apt-get runs as root; under CI=true those tests
+# fail rather than skip when they are missing). Fast when already installed.
 # PG_INITDB: where Debian's package puts initdb (a path that is not there forces the install).
 PG_INITDB ?= /usr/lib/postgresql/*/bin/initdb
 services:
@@ -43,6 +44,17 @@ services:
 	      echo "could not install awscli; its test will skip (or fail under CI=true)"; \
 	  else \
 	    echo "AWS CLI v2 missing; its test will skip (or fail under CI=true)"; \
+	  fi; \
+	fi
+	@if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Chromium (Debian packages chromium, chromium-driver) for the console's browser tests"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null; } || \
+	      echo "could not install Chromium; the browser tests will skip (or fail under CI=true)"; \
+	  else \
+	    echo "Chromium or chromedriver missing; the browser tests will skip (or fail under CI=true)"; \
 	  fi; \
 	fi
 

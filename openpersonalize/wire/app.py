@@ -111,11 +111,19 @@ class App:
         )
         # Seconds the last successful runtime request of each key took (read on the loop only).
         self.runtime_seconds: dict[tuple[str | None, ...], float] = {}
+        self.console: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
+            if scope["path"] == "/console" or scope["path"].startswith("/console/"):
+                if self.console is None:  # built on first use: the API never pays for it
+                    from openpersonalize.console import create_console
+
+                    self.console = create_console(self.context)
+                await self.console(scope, receive, send)
+                return
             if scope["path"] == "/health":
                 reply = _health(scope["method"])
             else:
