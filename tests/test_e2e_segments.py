@@ -149,6 +149,7 @@ def test_item_affinity_segments(personalize, segments, s3_root) -> None:  # type
     first, second, unknown, broken = result["lines"]
     for line, group in ((first, 0), (second, 2)):
         users = line["output"]["recommendedUsers"]
+        assert line["output"]["usersList"] == users  # the service's key, beside the guide's
         assert line["error"] is None and len(users) == 30 == len(set(users))
         assert sum(taste(user) == group for user in users) / len(users) > 0.8, users
     assert first["input"] == {"itemId": "g0-03"}
@@ -181,7 +182,9 @@ def test_item_attribute_affinity_with_a_user_filter(personalize, segments, s3_ro
     assert result["job"]["status"] == "ACTIVE", result["job"].get("failureReason")
     first, second, wrong = result["lines"]
     users = first["output"]["recommendedUsers"]
+    assert first["output"]["usersList"] == users
     assert first["itemAttributes"] == 'ITEMS.genre = "genre1"'  # echoed at the top level
+    assert first["input"]["itemAttributes"] == first["itemAttributes"]  # and under "input"
     assert len(users) == 15 and all(membership(user) == "gold" for user in users)
     assert sum(taste(user) == 1 for user in users) / len(users) > 0.8, users
     # No filter values: the INCLUDE filter needs them, so that line says so.

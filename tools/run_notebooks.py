@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ACCOUNT_ID = "123456789012"  # moto's account: STS, IAM role ARNs and our ARNs agree
 REGION = "us-east-1"
@@ -64,8 +64,10 @@ ENVIRONMENT = [
         "`!wget` / `!curl` of MovieLens (ml-100k, ml-latest-small), of the Retail Demo Store "
         "CSVs and of retail-demo-store's helper script are answered from local copies "
         "(`--datasets`, `--retail-demo-store`); a file already there is overwritten, and "
-        "`!unzip` extracts with Python's zipfile. A URL without a local copy fails as a "
-        "failed download would and is listed.",
+        "`!unzip` extracts with Python's zipfile. With `--stand-in`, the downloads of a notebook "
+        "that needs data (user_segmentation's Amazon review files, batch_recommendations' "
+        "HetRec Last.fm zip) get made-up files of the same format. A URL without a local copy "
+        "fails as a failed download would and is listed.",
     ),
     (
         "Other shell lines",
@@ -95,6 +97,13 @@ ENVIRONMENT = [
         "as `pd.concat`. Nothing to do with Personalize.",
     ),
     (
+        "s3:// paths",
+        "pandas reads and writes `s3://` paths (user_segmentation's `pd.read_json` of a batch "
+        "segment job's output) through fsspec's `s3` filesystem, s3fs, which cannot be "
+        "installed beside this boto3 (aiobotocore pins an older botocore); the kernel "
+        "registers a small one on boto3, against moto. Nothing to do with Personalize.",
+    ),
+    (
         "Faker",
         "the `notebooks` extra pins Faker < 20: Faker 20 made `unix_time()` return a float, "
         "and automatic_context writes it into TIMESTAMP and CREATION_TIMESTAMP, which its "
@@ -108,7 +117,7 @@ ENVIRONMENT = [
     ),
 ]
 
-# Notebook inputs that exist only in AWS's own storage, with no local copy to supply.
+# Notebook inputs that cannot be had here (AWS's own storage, downloads with no local copy).
 UNAVAILABLE: dict[str, list[str]] = {
     "next_steps/core_use_cases/user_segmentation/user_segmentation_example.ipynb": [
         "http://jmcauley.ucsd.edu/data/amazon_v2/categoryFiles/Grocery_and_Gourmet_Food.json.gz "
@@ -133,9 +142,16 @@ EXPLORATION = (
 )
 
 
-def exploration_stand_in(datasets: Path) -> dict[str, dict[str, bytes]]:
+class StandIn(NamedTuple):
+    """Made-up inputs for a notebook whose real data cannot be had (--stand-in)."""
+
+    s3: dict[str, dict[str, bytes]]  # bucket -> key -> bytes, put into moto before it runs
+    downloads: dict[str, bytes]  # host/path of a URL it downloads -> what the download gets
+
+
+def exploration_stand_in(datasets: Path) -> StandIn:
     """--stand-in: made-up versions of the exploration notebook's two S3 objects, from ml-100k
-    (the columns the notebook reads; the originals' contents are unknown). bucket -> key -> bytes.
+    (the columns the notebook reads; the originals' contents are unknown).
     """
     import calendar
     import csv
@@ -170,15 +186,220 @@ def exploration_stand_in(datasets: Path) -> dict[str, dict[str, bytes]]:
         event = "click" if int(rating) >= 4 else "view"
         writer.writerow([user, item, timestamp, event, "|".join(shown)])
     prefix = "sample-dataset/"
-    return {
-        "personalize-cli-json-models": {
-            prefix + "interactions-sample.csv": interactions.getvalue().encode(),
-            prefix + "items-with-creation-timestamp-sample.csv": items.getvalue().encode(),
-        }
+    objects = {
+        prefix + "interactions-sample.csv": interactions.getvalue().encode(),
+        prefix + "items-with-creation-timestamp-sample.csv": items.getvalue().encode(),
     }
+    return StandIn(s3={"personalize-cli-json-models": objects}, downloads={})
 
 
-STAND_INS = {EXPLORATION: exploration_stand_in}
+SEGMENTATION = "next_steps/core_use_cases/user_segmentation/user_segmentation_example.ipynb"
+# The grocery aisles of the made-up catalogue: the first three (and the brands Starbucks and
+# Jelly Belly) are the values the notebook's attribute queries ask for.
+GROCERY_AISLES = [
+    ("Candy & Chocolate", ["Jelly Belly"]),
+    ("Coffee, Tea & Cocoa", ["Starbucks"]),
+    ("Dried Vegetables", []),
+    ("Snack Foods", []),
+    ("Breakfast Foods", []),
+    ("Herbs, Spices & Seasonings", []),
+    ("Pasta & Noodles", []),
+    ("Baking Supplies", []),
+    ("Sauces & Dips", []),
+    ("Beverages", []),
+    ("Canned & Jarred Food", []),
+    ("Nuts & Seeds", []),
+]
+# Item ids the notebook asks about by name (cells 45 and 50): given to popular made-up items.
+GROCERY_NAMED_ITEMS = [
+    "0853347867", "1888861118", "1888861614", "B0000CEUSQ", "B0000CNU3F",
+    "B0000DBN1H", "B0000DG5CD", "B0000TA3SK", "B0001AVSRI", "B0005YXXDC",
+]  # fmt: skip
+
+
+def _gzip_lines(records: list[dict[str, Any]]) -> bytes:
+    import gzip
+
+    text = "".join(json.dumps(record) + "\n" for record in records)
+    return gzip.compress(text.encode(), mtime=0)  # mtime 0: the same bytes every run
+
+
+def grocery_stand_in(datasets: Path) -> StandIn:
+    """--stand-in: made-up versions of the two Amazon review files (2018 format, JSON lines,
+    gzip) user_segmentation downloads, with the fields it reads. Planted structure: every shopper
+    has a home aisle and a second one, and buys there 7 and 1.5 times in 10 (popular items more
+    often), so the users an item's segment should hold are that aisle's shoppers.
+    """
+    import calendar
+    import random
+
+    rng = random.Random(0)
+    items: list[dict[str, Any]] = []
+    aisle_items: list[list[str]] = []
+    named = iter(GROCERY_NAMED_ITEMS)
+    serial = 0
+    for number, (aisle, known_brands) in enumerate(GROCERY_AISLES):
+        brands = known_brands + [f"Made-up Maker {number:02d}{letter}" for letter in "ABCDE"]
+        shelf: list[str] = []
+        for rank in range(120):
+            serial += 1
+            # The named ids go to each aisle's best sellers, so every one has shoppers.
+            item_id = next(named, None) if rank < 1 else None
+            item_id = item_id or f"SYN{serial:07d}"
+            shelf.append(item_id)
+            categories = ["Grocery & Gourmet Food", aisle]
+            if rng.random() < 0.5:
+                categories.append(f"{aisle} - made-up shelf {rng.randint(1, 3)}")
+            if rng.random() < 0.02:  # the notebook drops categories of 38+ characters
+                categories.append("A made-up category name far too long to be kept as one")
+            price = f"${rng.uniform(1.5, 40):.2f}"
+            if rng.random() < 0.1:
+                price = ""
+            elif rng.random() < 0.05:
+                price = f"${rng.uniform(1, 5):.2f} - ${rng.uniform(5, 20):.2f}"  # a range: no price
+            description = [
+                f"<p>Made-up {aisle.lower()} product {serial} for openpersonalize's stand-in "
+                "data.</p>",
+                f"<b>Not a real product.</b> Pack of {rng.randint(1, 12)}.<br>",
+            ][: rng.randint(0, 2)]
+            record: dict[str, Any] = {
+                "category": categories,
+                "description": description,
+                "title": f"Stand-in {aisle} item {serial:04d}",
+                "brand": rng.choice(brands) if rng.random() < 0.95 else "",
+                "feature": [],
+                "rank": f"{rng.randint(1000, 900000):,} in Grocery & Gourmet Food (",
+                "main_cat": rng.choices(
+                    ["Grocery", "Amazon Home", "Health & Personal Care"], [18, 1, 1]
+                )[0],
+                "price": price,
+                "asin": item_id,
+            }
+            if rng.random() < 0.02 and item_id not in GROCERY_NAMED_ITEMS:
+                record["title"] = None  # items without a title: dropped by the notebook
+            if rng.random() < 0.01:  # a duplicate entry, which the notebook drops (keeps the last)
+                items.append(dict(record, title="Stand-in duplicate entry"))
+            items.append(record)
+        aisle_items.append(shelf)
+    every_item = [item for shelf in aisle_items for item in shelf]
+    popularity = [1 / (rank + 1) ** 0.8 for rank in range(120)]  # within an aisle
+
+    reviews: list[dict[str, Any]] = []
+    start = calendar.timegm((2018, 1, 1, 0, 0, 0))
+    end = calendar.timegm((2018, 11, 1, 0, 0, 0))
+    for number in range(3000):
+        user = f"SHOPPER{number:05d}"
+        home, second = rng.sample(range(len(GROCERY_AISLES)), 2)
+        for _ in range(rng.randint(4, 30)):
+            draw = rng.random()
+            if draw < 0.7:
+                item = rng.choices(aisle_items[home], popularity)[0]
+            elif draw < 0.85:
+                item = rng.choices(aisle_items[second], popularity)[0]
+            else:
+                item = rng.choice(every_item)
+            when = rng.randrange(start, end) // 86400 * 86400  # review dates have no time
+            reviews.append(
+                {
+                    "overall": float(rng.randint(1, 5)),
+                    "verified": rng.random() < 0.9,
+                    "reviewTime": time.strftime("%m %d, %Y", time.gmtime(when)),
+                    "reviewerID": user,
+                    "asin": item,
+                    "reviewerName": f"Made-up shopper {number}",
+                    "reviewText": "A made-up review.",
+                    "summary": "Stand-in",
+                    "unixReviewTime": when,
+                }
+            )
+    rng.shuffle(reviews)
+    host = "jmcauley.ucsd.edu/data/amazon_v2/"
+    return StandIn(
+        s3={},
+        downloads={
+            host + "categoryFiles/Grocery_and_Gourmet_Food.json.gz": _gzip_lines(reviews),
+            host + "metaFiles2/meta_Grocery_and_Gourmet_Food.json.gz": _gzip_lines(items),
+        },
+    )
+
+
+BATCH = (
+    "next_steps/core_use_cases/batch_recommendations/"
+    "user_personalization_batch_recommendations_example.ipynb"
+)
+
+
+def lastfm_stand_in(datasets: Path) -> StandIn:
+    """--stand-in: a made-up hetrec2011-lastfm-2k.zip for batch_recommendations: the HetRec
+    2011 files (tab-separated, a header line, at the archive's root) with their columns.
+    Planted structure: every artist has a genre, every listener one or two favourite genres,
+    and 17 in 20 of a listener's artists (more often the genre's popular ones) are from those.
+    """
+    import io
+    import random
+    import zipfile
+
+    rng = random.Random(0)
+    genres = 20
+    artist_genre = {artist: rng.randrange(genres) for artist in range(1, 2001)}
+    by_genre: list[list[int]] = [[] for _ in range(genres)]
+    for artist, genre in artist_genre.items():
+        by_genre[genre].append(artist)
+    every_artist = list(artist_genre)
+
+    artists = ["id\tname\turl\tpictureURL"]
+    for artist in every_artist:
+        artists.append(
+            f"{artist}\tStand-in Artist {artist:04d}\thttp://example.invalid/artist/{artist}"
+            f"\thttp://example.invalid/picture/{artist}.jpg"
+        )
+    tags = ["tagID\ttagValue"] + [f"{g + 1}\tmade-up genre {g + 1}" for g in range(genres)]
+    tags += [f"{genres + 1}\tmade-up mood tag", f"{genres + 2}\tmade-up era tag"]
+    listens = ["userID\tartistID\tweight"]
+    tagged = ["userID\tartistID\ttagID\ttimestamp"]
+    start_ms = 1122854400000  # 2005-08-01
+    end_ms = 1304208000000  # 2011-05-01
+    for user in range(2, 802):
+        favourites = rng.sample(range(genres), rng.choice([1, 2]))
+        chosen: set[int] = set()
+        wanted = rng.randint(20, 50)
+        while len(chosen) < wanted:
+            if rng.random() < 0.85:
+                shelf = by_genre[rng.choice(favourites)]
+                chosen.add(shelf[min(int(rng.expovariate(1 / 15)), len(shelf) - 1)])
+            else:
+                chosen.add(rng.choice(every_artist))
+        for artist in sorted(chosen):
+            listens.append(f"{user}\t{artist}\t{int(rng.paretovariate(1.2) * 50)}")
+        moment = rng.randrange(start_ms, end_ms - 86400000 * 400)
+        for artist in rng.sample(sorted(chosen), len(chosen) * 3 // 4):
+            moment += rng.randrange(3600000, 86400000 * 10)  # a listener tags over time
+            first = artist_genre[artist] + 1
+            labels = [first] + rng.sample([genres + 1, genres + 2], rng.randint(0, 2))
+            for tag in labels:
+                tagged.append(f"{user}\t{artist}\t{tag}\t{moment}")
+    files = {
+        "readme.txt": "Made-up stand-in for the HetRec 2011 Last.fm 2K files, generated by "
+        "openpersonalize's tools/run_notebooks.py --stand-in. Not real listening data.\n",
+        "artists.dat": "\n".join(artists) + "\n",
+        "tags.dat": "\n".join(tags) + "\n",
+        "user_artists.dat": "\n".join(listens) + "\n",
+        "user_taggedartists-timestamps.dat": "\n".join(tagged) + "\n",
+    }
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for name, text in files.items():
+            entry = zipfile.ZipInfo(name, (2011, 5, 1, 0, 0, 0))  # the same bytes every run
+            zipped.writestr(entry, text, compress_type=zipfile.ZIP_DEFLATED)
+    url = "files.grouplens.org/datasets/hetrec2011/hetrec2011-lastfm-2k.zip"
+    return StandIn(s3={}, downloads={url: archive.getvalue()})
+
+
+STAND_INS = {
+    EXPLORATION: exploration_stand_in,
+    SEGMENTATION: grocery_stand_in,
+    BATCH: lastfm_stand_in,
+}
 
 # Notebook-level fixes, applied to the cell's source in memory before it runs: only for faults
 # that have nothing to do with Personalize. (notebook, code cell number, old text, new text, why)
@@ -191,6 +412,46 @@ PATCHES: list[tuple[str, int, str, str, str]] = [
         "get_movie_title looks ITEM_ID - 1 up by label in a frame indexed by ITEM_ID, so a "
         "recommendation of item 1 raises KeyError: 0 and every other title is the previous "
         "movie's; notebook 1's same function uses .iloc (by position), as here",
+    ),
+    (
+        SEGMENTATION,
+        6,
+        "popular_category['index']",
+        "popular_category['CATEGORY']",
+        "pandas 2 names the column that `value_counts().reset_index()` makes of the index "
+        "after the Series (`CATEGORY`), where pandas 1 named it `index`",
+    ),
+]
+
+# Cells that fail against AWS too, by the notebook's own design (a demonstrated mistake,
+# placeholders to fill in by hand): counted as run, listed apart. (notebook, code cells,
+# exception, why)
+FAILS_ON_AWS: list[tuple[str, tuple[int, ...], str, str]] = [
+    (
+        BATCH,
+        (8,),
+        "ValueError",
+        "the notebook's own Oops: `datetime.utcfromtimestamp` of a millisecond timestamp "
+        "(years past 9999); the next cells divide by 1000",
+    ),
+    (
+        BATCH,
+        (48, 50, 52, 54),
+        "InvalidInputException",
+        "clean-up cells with the placeholder ARN `INSERT ARN HERE`, to be filled in by hand",
+    ),
+    (
+        BATCH,
+        (56, 58),
+        "NoSuchEntityException",
+        "IAM clean-up cells with the placeholder role `INSERT ROLE NAME HERE`",
+    ),
+    (
+        BATCH,
+        (57,),
+        "ParamValidationError",
+        "IAM clean-up cell with the placeholder policy ARN `INSERT ARN HERE` (boto3 rejects it "
+        "before sending)",
     ),
 ]
 
@@ -231,6 +492,7 @@ class _Kernel:
         self.shell = shell
         self.config = config
         self.downloads: dict[str, str] = config.get("downloads", {})
+        self.stand_in_downloads: dict[str, str] = config.get("stand_in_downloads", {})
         self.github: dict[str, str] = config.get("github", {})
 
     # -- record what happened, for the runner's report ------------------------------------
@@ -309,6 +571,50 @@ class _Kernel:
             )
 
         pd.DataFrame.append = append
+
+    # -- s3:// paths in pandas (read_json, read_csv, to_csv ...) -------------------------
+    def install_s3_paths(self) -> None:
+        """pandas opens s3:// through fsspec's "s3" filesystem, s3fs, which cannot be installed
+        beside this boto3 (its aiobotocore pins an older botocore): a small one on boto3."""
+        import importlib.util
+        import io
+
+        if importlib.util.find_spec("s3fs") is not None:
+            return
+        try:
+            import fsspec
+            from fsspec.spec import AbstractFileSystem
+        except ImportError:
+            return
+
+        class Upload(io.BytesIO):
+            def __init__(self, bucket: str, key: str) -> None:
+                super().__init__()
+                self.bucket, self.key = bucket, key
+
+            def close(self) -> None:
+                if not self.closed:
+                    import boto3
+
+                    boto3.client("s3").put_object(
+                        Bucket=self.bucket, Key=self.key, Body=self.getvalue()
+                    )
+                super().close()
+
+        class BotoS3(AbstractFileSystem):  # type: ignore[misc]
+            protocol = ("s3", "s3a")
+
+            def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+                import boto3
+
+                bucket, _, key = self._strip_protocol(path).partition("/")
+                if "r" in mode:
+                    body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"]
+                    return io.BytesIO(body.read())
+                return Upload(bucket, key)
+
+        fsspec.register_implementation("s3", BotoS3, clobber=True)
+        fsspec.register_implementation("s3a", BotoS3, clobber=True)
 
     # -- shell lines ------------------------------------------------------------------------
     def install_shell(self) -> None:
@@ -396,6 +702,8 @@ class _Kernel:
     def local_copy(self, url: str) -> tuple[Path | None, str]:
         """A local file with what `url` serves, or None and why not."""
         key = url.split("://", 1)[-1].split("?", 1)[0]
+        if key in self.stand_in_downloads:
+            return Path(self.stand_in_downloads[key]), "made-up stand-in data, --stand-in"
         if key in self.downloads:
             return Path(self.downloads[key]), "local copy"
         prefix = "raw.githubusercontent.com/"
@@ -560,6 +868,7 @@ def kernel_install(shell: Any) -> None:
     kernel.install_sleep()
     kernel.install_open()
     kernel.install_pandas()
+    kernel.install_s3_paths()
     kernel.install_shell()
 
 
@@ -894,15 +1203,22 @@ def run_notebook(
         if cell.cell_type == "code" and cell.source.strip()
     ]
     result.update(total=len(cells), run=0, notes=[])
+    stand_in_downloads: dict[str, str] = {}  # host/path -> made-up file, for this notebook
     if relative in UNAVAILABLE:
         result.update(status="needs data", needs=UNAVAILABLE[relative])
         if not (args.stand_in and relative in STAND_INS):
             return result
+        stand_in = STAND_INS[relative](args.datasets.resolve())
         s3 = moto_client(environment, "s3")
-        for bucket, objects in STAND_INS[relative](args.datasets.resolve()).items():
+        for bucket, objects in stand_in.s3.items():
             s3.create_bucket(Bucket=bucket)
             for key, body in objects.items():
                 s3.put_object(Bucket=bucket, Key=key, Body=body)
+        for url, body in stand_in.downloads.items():
+            file = root / "stand-in" / url
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_bytes(body)
+            stand_in_downloads[url] = str(file)
         result["stand_in"] = {"run": 0, "failures": []}
     for name, number, old, new, why in PATCHES:
         if name != relative:
@@ -920,7 +1236,7 @@ def run_notebook(
     log = root / "logs" / (Path(relative).stem + ".jsonl")
     log.parent.mkdir(exist_ok=True)
     log.write_text("")
-    config = dict(kernel_config, log=str(log))
+    config = dict(kernel_config, log=str(log), stand_in_downloads=stand_in_downloads)
     config_path = root / "logs" / (Path(relative).stem + ".json")
     config_path.write_text(json.dumps(config))
     kernel_environment = {
@@ -945,6 +1261,12 @@ def run_notebook(
         allow_errors=False,
     )
     outcome = result.get("stand_in", result)  # where cells run and failures are counted
+    fails_on_aws = {
+        (cell, exception): why
+        for name, numbers, exception, why in FAILS_ON_AWS
+        if name == relative
+        for cell in numbers
+    }
     started = time.monotonic()
     server_log = root / "server" / "server.log"
     log_offset = server_log.stat().st_size if server_log.exists() else 0
@@ -963,6 +1285,13 @@ def run_notebook(
                         "exception": error.ename,
                         "message": one_line(error.evalue),
                     }
+                    why = fails_on_aws.get((number, error.ename))
+                    if why is not None:  # the notebook's own doing: counted as run
+                        outcome.setdefault("fails_on_aws", []).append(dict(failure, why=why))
+                        if not outcome["failures"]:
+                            outcome["run"] = number
+                        print(f"    failed, as on AWS: {error.ename}: {why}", flush=True)
+                        continue
                     outcome["failures"].append(failure)
                     print(f"    FAILED: {error.ename}: {failure['message']}", flush=True)
                     if not args.keep_going:
@@ -1017,8 +1346,10 @@ Generated by `tools/run_notebooks.py`; edit the runner, not this file. Each note
 runs unchanged, cell by cell in one IPython kernel, against a fresh `openpersonalize serve`
 per folder (a folder's notebooks build on each other), with S3, IAM, STS, SSM and
 CloudFormation served by moto. *Cells run* counts the code cells that ran without an error
-before the first failure; a notebook whose data exists only in AWS's own storage is listed
-with what it needs and not run.
+before the first failure; a cell that fails against AWS too, by the notebook's own design
+(a demonstrated mistake, a placeholder ARN to fill in by hand), counts as run and is listed
+under its notebook. A notebook whose data cannot be had here (AWS's own storage, downloads
+not in `../shared/datasets`) is listed with what it needs and not run.
 
 ## Reproduce
 
@@ -1032,8 +1363,9 @@ git clone https://github.com/aws-samples/retail-demo-store /tmp/retail-demo-stor
 
 Data comes from `../shared/datasets` (`--datasets`): MovieLens ml-100k and ml-latest-small,
 and the Retail Demo Store CSVs. `--keep-going` runs the cells after a failure too (every
-failure is then listed below); `--stand-in` runs a notebook whose data exists only in AWS's
-storage on made-up data of the same columns (reported beside it, never counted as run);
+failure is then listed below); `--stand-in` runs a notebook whose data cannot be had on
+made-up data of the same files, formats and columns, generated with a fixed seed and a planted
+structure (reported beside it, never counted as run);
 `--work-dir DIR` keeps the executed notebooks, the servers' logs and each notebook's folder.
 Each run takes a few minutes on two cores.
 
@@ -1088,6 +1420,10 @@ def write_doc(path: Path, results: dict[str, dict[str, Any]], meta: dict[str, An
             cells = f"{result['run']} / {result['total']}"
         else:
             failure, cells = "— (ran to the end)", f"{result['run']} / {result['total']}"
+        expected = result.get("stand_in", result).get("fails_on_aws", [])
+        if expected:
+            numbers = ", ".join(str(entry["cell"]) for entry in expected)
+            failure += f" (cells {numbers} fail as they would on AWS: below)"
         lines.append(f"| `{name}` | {cells} | {failure} |")
     lines += ["", "## Per notebook", ""]
     for name in names:
@@ -1115,6 +1451,11 @@ def write_doc(path: Path, results: dict[str, dict[str, Any]], meta: dict[str, An
             lines.append(
                 f"- and {consequences} later failure(s) that follow from earlier ones "
                 f"({', '.join(sorted(CONSEQUENCES))}: a name or ARN an earlier cell did not set)"
+            )
+        for entry in result.get("stand_in", result).get("fails_on_aws", []):
+            lines.append(
+                f"- cell {entry['cell']} fails as it would on AWS, `{entry['exception']}`: "
+                f"{entry['why']}"
             )
         for entry in result.get("shell", []):
             lines.append(f"- shell `{entry['line']}`: {entry['kind']} ({entry['detail']})")

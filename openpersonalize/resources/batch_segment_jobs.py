@@ -1,11 +1,13 @@
 """Batch segment jobs: for every line of a JSON-lines file in S3, the users most likely to
 interact with an item (aws-item-affinity) or with items of given attributes
-(aws-item-attribute-affinity), written as ``{"recommendedUsers": [...]}``.
+(aws-item-attribute-affinity), written as ``{"usersList": [...], "recommendedUsers": [...]}``.
 
 Input and output storage, per-line errors and the job's failure rules are the batch
 inference jobs' (resources/batch_inference_jobs.py); each input file ``name.json`` becomes
-``{output prefix}name.json.out``. Output lines follow the guide's examples: Item-Affinity
-echoes its query under ``input``, Item-Attribute-Affinity at the top level.
+``{output prefix}name.json.out``. Output lines carry both shapes on record: the service's (the
+users under ``usersList``, the query under ``input``, as in the outputs stored in AWS's own
+sample notebooks, user_segmentation and update-item-dataset-schema) and the guide's examples'
+(``recommendedUsers``, and an Item-Attribute-Affinity query echoed at the top level too).
 """
 
 from __future__ import annotations
@@ -123,12 +125,14 @@ def _run(job: runner.JobHandle) -> None:
         if record.get("filterValues") is not None and not isinstance(record["filterValues"], dict):
             raise InvalidInputException("filterValues must be an object of strings.")
         if by_attributes:
-            return {"recommendedUsers": segmenter.attribute_affinity(record)}
-        return {"recommendedUsers": segmenter.item_affinity(record)}
+            users = segmenter.attribute_affinity(record)
+        else:
+            users = segmenter.item_affinity(record)
+        return {"usersList": users, "recommendedUsers": users}
 
     def entry(record: Any, output: Any, error: str | None) -> dict[str, Any]:
-        if by_attributes and isinstance(record, dict):  # the guide shows no "input" wrapper
-            return {**record, "output": output, "error": error}
+        if by_attributes and isinstance(record, dict):  # the guide: at the top level too
+            return {**record, "input": record, "output": output, "error": error}
         return {"input": record, "output": output, "error": error}
 
     total = batch.answer_inputs(job, attributes, answer, entry, "batch-segment")
