@@ -67,6 +67,9 @@ REPORT_JOB = "metric_attribution_report"
 SETTLE_SECONDS = 2.0
 REPORT_EVERY_SECONDS = 2.0
 _REPORTED = "reportedEventsThrough"  # the id of the newest event published (not on the wire)
+# The second a streamed report is named after: each report of an attribution gets its own, so
+# two queued within one second (by two workers) never write the same file.
+_REPORTED_AT = "streamedReportAt"
 _DEPLOYMENT_TYPES = ("campaign", "recommender")
 log = logging.getLogger("openpersonalize.metric_attributions")
 
@@ -332,14 +335,15 @@ def schedule_streamed_reports(context: Context) -> None:
             row = lifecycle.get(session, KIND, arn, lock=True)
             if row.status != lifecycle.ACTIVE or row.attributes.get(_REPORTED, 0) != reported:
                 continue  # another worker queued it first
+            at = max(int(now), int(row.attributes.get(_REPORTED_AT, 0)) + 1)
             # Bookkeeping, not a change the user made: lastUpdatedDateTime stays.
-            row.attributes = {**row.attributes, _REPORTED: newest}
+            row.attributes = {**row.attributes, _REPORTED: newest, _REPORTED_AT: at}
             runner.enqueue(
                 session,
                 REPORT_JOB,
                 arn,
                 now,
-                payload={"after": reported, "through": newest, "at": int(now)},
+                payload={"after": reported, "through": newest, "at": at},
             )
 
 
