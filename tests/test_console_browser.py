@@ -211,9 +211,16 @@ def _url(server: ServerProcess, page: str = "", **query: str) -> str:
 
 
 def _wait(browser: Any, condition: Any, timeout: float = WAIT_SECONDS) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(browser, timeout, poll_frequency=0.1).until(condition)
+    # A page being replaced (a form sent, a refresh) leaves stale elements for a moment.
+    return WebDriverWait(
+        browser,
+        timeout,
+        poll_frequency=0.1,
+        ignored_exceptions=(StaleElementReferenceException,),
+    ).until(condition)
 
 
 def _shot(browser: Any, name: str) -> None:
@@ -315,7 +322,15 @@ def test_event_changes_the_list(browser: Any, console_server: ServerProcess, see
     before = _wait(browser, lambda b: _listed_items(b))
     top = before[0]
     browser.find_element(By.CSS_SELECTOR, f'tr[data-item-id="{top}"] .send-click').click()
-    _wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "#user-events"))
+    # Waited for by what it changes: the old page may still be showing for a moment.
+    _wait(
+        browser,
+        lambda b: (
+            b.find_elements(By.CSS_SELECTOR, "#user-events")
+            and (listed := _listed_items(b))
+            and top not in listed
+        ),
+    )
     after = _listed_items(browser)
     assert top not in after and after != before  # clicked: the filter now leaves it out
     assert top in browser.find_element(By.ID, "user-events").text
