@@ -32,7 +32,7 @@ from openpersonalize.data.importer import CsvSource, ImportFailed
 from openpersonalize.data.sources import resolve_with_settings
 from openpersonalize.errors import InvalidInputException, LimitExceededException
 from openpersonalize.jobs import runner
-from openpersonalize.resources import dataset_groups, datasets, lifecycle
+from openpersonalize.resources import dataset_groups, datasets, lifecycle, solutions
 from openpersonalize.store.database import DeletedUserRow, EventRow, RecordRow, ResourceRow
 
 KIND = lifecycle.Kind(
@@ -121,7 +121,7 @@ def _run(job: runner.JobHandle) -> None:
     with context.database.transaction() as session:
         targets = {
             dataset.arn: list(dataset.attributes.get("files", []))
-            for dataset in _datasets(session, group_arn)
+            for dataset in list(solutions.datasets_of(session, group_arn).values())
             if dataset.attributes["datasetType"] in USER_DATASETS
         }
     # Rewritten files first, outside any transaction: old key -> new key (None: no rows left).
@@ -138,17 +138,6 @@ def _run(job: runner.JobHandle) -> None:
     for key in unused:
         context.blobs.delete(key)
     job.progress(1.0, f"deleted {deleted} records of {len(users)} users from {group_arn}")
-
-
-def _datasets(session: Session, group_arn: str) -> list[ResourceRow]:
-    return list(
-        session.scalars(
-            select(ResourceRow).where(
-                ResourceRow.resource_type == datasets.KIND.resource_type,
-                ResourceRow.parent_arn == group_arn,
-            )
-        )
-    )
 
 
 def _read_user_ids(context: Context, location: str, scratch: Path) -> set[str]:
@@ -238,7 +227,7 @@ def _commit(
     unused: list[str] = []
     with context.database.transaction() as session:
         job_row = lifecycle.get(session, KIND, job_arn)
-        group_datasets = _datasets(session, group_arn)
+        group_datasets = list(solutions.datasets_of(session, group_arn).values())
         for dataset in group_datasets:
             mapping = replacements.get(dataset.arn) or {}
             if not mapping:
