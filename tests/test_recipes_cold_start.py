@@ -67,9 +67,13 @@ def test_als_update_gives_new_items_without_events_factors_from_their_metadata()
     data = synthetic_interactions(160, 80, 5000, seed=5)  # items 78 and 79 have no events
     with_genre = replace(data, item_metadata=genres(80), item_column_kinds={"GENRE": "categorical"})
     model = ALSModel(hidden_dimension=16, iterations=5).fit(data)
+    model.score(np.arange(data.n_users))  # scoring keeps a copy of the factors made for it
     # trainingMode UPDATE: the previous model knew items 0-77; 78 and 79 arrive in Items only.
     model.refresh(with_genre, data.user_ids, data.item_ids[:78])
     scores = model.score(np.arange(data.n_users))
+    np.testing.assert_allclose(
+        scores, model.user_factors_ @ model.item_factors_.T, rtol=1e-5, atol=1e-5
+    )
     for item in (78, 79):
         assert np.linalg.norm(model.item_factors_[item]) > 0
         mine = group_of(np.arange(data.n_users), N_GROUPS) == group_of(item, N_GROUPS)

@@ -591,12 +591,18 @@ def _trend(request: Request) -> Model:
 
 def normalized(scores: np.ndarray, allowed: np.ndarray) -> tuple[float, float]:
     """Shift and scale making exp((s - shift) / scale) sum to 1 over the allowed items."""
-    candidates = scores[allowed]
+    candidates = scores if allowed.all() else scores[allowed]
     if len(candidates) == 0:
         return 0.0, 1.0
-    scale = float(np.std(candidates)) or 1.0
+    # One float32 work array for the deviation, the standard deviation and the sum of exps
+    # (np.std and the plain expression make several passes and copies).
+    mean = float(candidates.sum()) / len(candidates)
+    work = np.asarray(candidates, dtype=np.float32) - np.float32(mean)
+    scale = math.sqrt(float(work @ work) / len(work)) or 1.0
     shift = float(np.max(candidates))
-    total = float(np.sum(np.exp((candidates - shift) / scale)))
+    work -= np.float32(shift - mean)
+    work *= np.float32(1.0 / scale)
+    total = float(np.exp(work, out=work).sum(dtype=np.float64))
     return shift + scale * math.log(total), scale
 
 
@@ -707,11 +713,15 @@ def _check_ids(request: Request, body: dict[str, Any]) -> None:
 def _top(scores: np.ndarray, allowed: np.ndarray, k: int) -> list[int]:
     """The k best allowed item codes. Partitioning only the allowed items keeps this fast when
     a filter leaves few (argpartition slows down on many equal masked values)."""
-    candidates = np.flatnonzero(allowed)
-    if k <= 0 or len(candidates) == 0:
+    if k <= 0:
         return []
-    values = scores[candidates]
-    values = np.where(np.isnan(values), np.float32(-np.inf), values)  # nan: not a candidate
+    # Every item allowed (no filter) is the common case: no copy of the scores then.
+    candidates = None if allowed.all() else np.flatnonzero(allowed)
+    values = scores if candidates is None else scores[candidates]
+    if len(values) == 0:
+        return []
+    if np.isnan(values).any():  # nan: not a candidate
+        values = np.where(np.isnan(values), np.float32(-np.inf), values)
     if k < len(values):
         # One row: partition, then settle ties at the cut toward lower codes as top_k does
         # (candidates ascend, so the first equal positions are the lowest codes).
@@ -722,7 +732,7 @@ def _top(scores: np.ndarray, allowed: np.ndarray, k: int) -> list[int]:
         chosen = np.arange(len(values))
     chosen = chosen[np.lexsort((chosen, -values[chosen]))]
     chosen = chosen[values[chosen] > -np.inf]
-    return candidates[chosen].tolist()
+    return (chosen if candidates is None else candidates[chosen]).tolist()
 
 
 def _interleave(
