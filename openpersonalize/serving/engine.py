@@ -661,10 +661,12 @@ def get_recommendations(context: Context, body: dict[str, Any]) -> dict[str, Any
     promoted, promotion_name = _promotion(request, body, k, left_out)
     explore = _exploration_slots(request, k, allowed, promoted)
     regular_slots = k - len(promoted) - len(explore)
-    taken = np.zeros(len(allowed), dtype=bool)
-    taken[promoted] = True
-    taken[explore] = True
-    ranked = _top(scores, scored & ~taken, regular_slots)
+    eligible = scored
+    if promoted or explore:
+        eligible = scored.copy()
+        eligible[promoted] = False
+        eligible[explore] = False
+    ranked = _top(scores, eligible, regular_slots)
     items = _interleave(
         [(code, None) for code in ranked],
         [(code, "Exploration") for code in explore] + [(code, "Promoted") for code in promoted],
@@ -678,12 +680,11 @@ def get_recommendations(context: Context, body: dict[str, Any]) -> dict[str, Any
         chosen_scores[outside] = request.deployed.model.rank(
             request.user_code, np.asarray(chosen)[outside]
         )
+    item_ids = request.deployed.artifacts.item_id_list
+    probabilities = np.exp((chosen_scores.astype(np.float64) - shift) / scale).tolist()
     item_list = []
-    for (code, reason), score in zip(items, chosen_scores.tolist(), strict=True):
-        entry: dict[str, Any] = {
-            "itemId": str(request.deployed.artifacts.item_ids[code]),
-            "score": round(math.exp((score - shift) / scale), 7),
-        }
+    for (code, reason), probability in zip(items, probabilities, strict=True):
+        entry: dict[str, Any] = {"itemId": item_ids[code], "score": round(probability, 7)}
         if reason == "Promoted":
             entry["promotionName"] = promotion_name
         if reason:
@@ -822,7 +823,7 @@ def _related(request: Request, body: dict[str, Any], k: int, columns: list[str])
         (int(c), float(s)) for c, s in zip(similar, scores, strict=True) if c >= 0 and allowed[c]
     ]
     item_list = [
-        {"itemId": str(request.deployed.artifacts.item_ids[c]), "score": round(s, 7)}
+        {"itemId": request.deployed.artifacts.item_id_list[c], "score": round(s, 7)}
         for c, s in keep[:k]
     ]
     _attach_metadata(request, item_list, [c for c, _ in keep[:k]], columns)

@@ -39,10 +39,13 @@ class Artifacts:
     seen: sp.csr_matrix
     user_index: dict[str, int] = field(init=False)
     item_index: dict[str, int] = field(init=False)
+    #: The item IDs as Python strings, for answers (indexing a numpy array costs more).
+    item_id_list: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.user_index = {user_id: code for code, user_id in enumerate(self.user_ids)}
         self.item_index = {item_id: code for code, item_id in enumerate(self.item_ids)}
+        self.item_id_list = [str(item_id) for item_id in self.item_ids]
 
 
 def load(output: Path) -> Artifacts:
