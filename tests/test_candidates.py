@@ -24,8 +24,10 @@ def test_candidates_hold_the_exact_top_items_with_exact_scores() -> None:
     for taste in tastes[:20]:
         user = (taste + 0.5 * rng.normal(size=taste.shape)).astype(np.float32)
         exact = items @ user
-        approx = index.scores(user, min_candidates=100)
+        approx, codes = index.scores(user, min_candidates=100)
         scored = np.isfinite(approx)
+        # The codes given are exactly the items scored, each once.
+        assert sorted(codes.tolist()) == np.flatnonzero(scored).tolist()
         # Only a slice of the catalog is scored, and what is scored is scored exactly.
         assert CANDIDATE_FRACTION * len(items) <= scored.sum() < 0.5 * len(items)
         np.testing.assert_allclose(approx[scored], exact[scored], rtol=1e-4, atol=1e-4)
@@ -46,5 +48,6 @@ def test_every_item_belongs_to_exactly_one_cluster() -> None:
 def test_asking_for_more_candidates_than_items_scores_everything() -> None:
     items, _ = _taste_factors(np.random.default_rng(2), 3_000)
     user = np.ones(items.shape[1], dtype=np.float32)
-    scores = ClusteredItems(items).scores(user, min_candidates=10_000)
+    scores, codes = ClusteredItems(items).scores(user, min_candidates=10_000)
     np.testing.assert_allclose(scores, items @ user, rtol=1e-4, atol=1e-4)
+    assert sorted(codes.tolist()) == list(range(len(items)))

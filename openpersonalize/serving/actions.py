@@ -88,7 +88,7 @@ def get_action_recommendations(context: Context, body: dict[str, Any]) -> dict[s
         )
         allowed &= compiled.mask(user_context, parse_filter_values(body.get("filterValues")))
     scores = model.score_user(user, history.streamed_taken, history.streamed_declined)
-    chosen = engine._top(scores, allowed, k)
+    chosen = engine._top(scores, engine.codes_of(allowed), k)
     action_ids = deployed.artifacts.item_ids
     return {
         "actionList": [

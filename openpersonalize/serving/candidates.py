@@ -35,18 +35,22 @@ class ClusteredItems:
         self.centroids = centroids
         self.n_items = n_items
 
-    def scores(self, user_vector: np.ndarray, min_candidates: int) -> np.ndarray:
-        """Exact scores for the items of the best clusters (at least ``min_candidates`` items,
-        and at least CANDIDATE_FRACTION of the catalog); -inf for every other item."""
+    def scores(self, user_vector: np.ndarray, min_candidates: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, candidate codes): exact scores for the items of the best clusters (at
+        least ``min_candidates`` items, and at least CANDIDATE_FRACTION of the catalog), -inf
+        for every other item; and the codes of the items scored, so that what follows works
+        on them alone rather than on the whole catalog."""
         wanted = max(min_candidates, int(self.n_items * CANDIDATE_FRACTION))
         ranked_clusters = np.argsort(-(self.centroids @ user_vector))
         sizes = np.diff(self.offsets)[ranked_clusters]
         probes = int(np.searchsorted(np.cumsum(sizes), wanted)) + 1
         scores = np.full(self.n_items, -np.inf, dtype=np.float32)
+        blocks = []
         for cluster in ranked_clusters[:probes]:
             start, end = self.offsets[cluster], self.offsets[cluster + 1]
             scores[self.order[start:end]] = self.factors[start:end] @ user_vector
-        return scores
+            blocks.append(self.order[start:end])
+        return scores, np.concatenate(blocks) if blocks else np.empty(0, dtype=np.int64)
 
 
 def _kmeans(factors: np.ndarray, n_clusters: int, rng: np.random.Generator) -> np.ndarray:

@@ -479,17 +479,17 @@ class Request:
             self._exact_scores = scores
         return self._exact_scores
 
-    def candidate_scores(self) -> np.ndarray:
-        """Scores from the model's candidate index when it has one (-inf outside the
-        candidates), else every item's score. Users with streamed events are folded in, so
-        they are always scored in full."""
+    def candidate_scores(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """(scores, candidate codes): scores from the model's candidate index when it has one
+        (-inf outside the candidates) and the codes it scored; else every item's score and
+        None. Users with streamed events are folded in, so they are always scored in full."""
         model, index = self.deployed.model, self.deployed.clustered_items
         if index is None or self.events or self.deployed.objective is not None:
-            return self.scores()
+            return self.scores(), None
         if not isinstance(model, ALSModel):
-            return self.scores()
+            return self.scores(), None
         if not (0 <= self.user_code < model.n_users_ and model.warm_users_[self.user_code]):
-            return self.scores()
+            return self.scores(), None
         return index.scores(np.asarray(model.user_factors_[self.user_code]), MAX_RESULTS)
 
     def _score_all(self) -> np.ndarray:
@@ -589,9 +589,25 @@ def _trend(request: Request) -> Model:
     return model
 
 
-def normalized(scores: np.ndarray, allowed: np.ndarray) -> tuple[float, float]:
-    """Shift and scale making exp((s - shift) / scale) sum to 1 over the allowed items."""
-    candidates = scores if allowed.all() else scores[allowed]
+def codes_of(mask: np.ndarray) -> np.ndarray | None:
+    """The item codes a mask lets through; None when that is every item."""
+    return None if mask.all() else np.flatnonzero(mask)
+
+
+def _scored_codes(
+    scores: np.ndarray, allowed: np.ndarray, candidates: np.ndarray | None
+) -> np.ndarray | None:
+    """The allowed items that have a score (of `candidates` when the index chose some);
+    None when that is every item."""
+    if candidates is not None:
+        return candidates[allowed[candidates] & (scores[candidates] > -np.inf)]
+    return codes_of(allowed & (scores > -np.inf))  # nan and -inf: not scored
+
+
+def normalized(scores: np.ndarray, codes: np.ndarray | None) -> tuple[float, float]:
+    """Shift and scale making exp((s - shift) / scale) sum to 1 over the items `codes`
+    (None: every item)."""
+    candidates = scores if codes is None else scores[codes]
     if len(candidates) == 0:
         return 0.0, 1.0
     # One float32 work array for the deviation, the standard deviation and the sum of exps
@@ -650,22 +666,21 @@ def get_recommendations(context: Context, body: dict[str, Any]) -> dict[str, Any
     _check_ids(request, body)
     if recipe_type == "RELATED_ITEMS":
         return _related(request, body, k, columns)
-    scores = request.candidate_scores()
+    scores, candidates = request.candidate_scores()
     allowed = request.filter_mask(body.get("filterArn"), body.get("filterValues"))
     left_out = request.automatic_exclusions()
     allowed[left_out] = False
-    scored = allowed & (scores > -np.inf)
-    if np.count_nonzero(scored) < min(k, np.count_nonzero(allowed)):
-        scores, scored = request.scores(), allowed  # the filter left too few candidates
+    scored = _scored_codes(scores, allowed, candidates)
+    if scored is not None and len(scored) < min(k, np.count_nonzero(allowed)):
+        scores, scored = request.scores(), codes_of(allowed)  # the filter left too few
     shift, scale = normalized(scores, scored)
     promoted, promotion_name = _promotion(request, body, k, left_out)
     explore = _exploration_slots(request, k, allowed, promoted)
     regular_slots = k - len(promoted) - len(explore)
     eligible = scored
     if promoted or explore:
-        eligible = scored.copy()
-        eligible[promoted] = False
-        eligible[explore] = False
+        eligible = np.arange(len(scores)) if scored is None else scored
+        eligible = eligible[~np.isin(eligible, promoted + explore)]
     ranked = _top(scores, eligible, regular_slots)
     items = _interleave(
         [(code, None) for code in ranked],
@@ -711,29 +726,31 @@ def _check_ids(request: Request, body: dict[str, Any]) -> None:
         raise InvalidInputException(f"userId is required for {what}{unused}.")
 
 
-def _top(scores: np.ndarray, allowed: np.ndarray, k: int) -> list[int]:
-    """The k best allowed item codes. Partitioning only the allowed items keeps this fast when
-    a filter leaves few (argpartition slows down on many equal masked values)."""
+def _top(scores: np.ndarray, codes: np.ndarray | None, k: int) -> list[int]:
+    """The k best of the items `codes` (None: every item), best first, equal scores toward
+    the lower code; -inf and nan never. Partitioning only the given items keeps this fast
+    when a filter leaves few (argpartition slows down on many equal masked values)."""
     if k <= 0:
         return []
-    # Every item allowed (no filter) is the common case: no copy of the scores then.
-    candidates = None if allowed.all() else np.flatnonzero(allowed)
-    values = scores if candidates is None else scores[candidates]
+    values = scores if codes is None else scores[codes]  # no copy when every item counts
     if len(values) == 0:
         return []
     if np.isnan(values).any():  # nan: not a candidate
         values = np.where(np.isnan(values), np.float32(-np.inf), values)
     if k < len(values):
-        # One row: partition, then settle ties at the cut toward lower codes as top_k does
-        # (candidates ascend, so the first equal positions are the lowest codes).
+        # Partition, then settle ties at the cut toward lower codes as top_k does.
         cut = values[np.argpartition(values, len(values) - k)[len(values) - k :]].min()
         above = np.flatnonzero(values > cut)
-        chosen = np.concatenate([above, np.flatnonzero(values == cut)[: k - len(above)]])
+        at_cut = np.flatnonzero(values == cut)
+        if codes is not None:
+            at_cut = at_cut[np.argsort(codes[at_cut], kind="stable")]
+        chosen = np.concatenate([above, at_cut[: k - len(above)]])
     else:
         chosen = np.arange(len(values))
-    chosen = chosen[np.lexsort((chosen, -values[chosen]))]
-    chosen = chosen[values[chosen] > -np.inf]
-    return (chosen if candidates is None else candidates[chosen]).tolist()
+    chosen_codes = chosen if codes is None else codes[chosen]
+    order = np.lexsort((chosen_codes, -values[chosen]))
+    chosen, chosen_codes = chosen[order], chosen_codes[order]
+    return chosen_codes[values[chosen] > -np.inf].tolist()
 
 
 def _interleave(
@@ -770,7 +787,7 @@ def _promotion(
     count = math.ceil(k * percent / 100)
     mask = request.filter_mask(promotion["filterArn"], promotion.get("filterValues"))
     mask[left_out] = False
-    return _top(request.scores(), mask, count), promotion.get("name")
+    return _top(request.scores(), codes_of(mask), count), promotion.get("name")
 
 
 def _exploration_slots(
@@ -848,9 +865,7 @@ def get_personalized_ranking(context: Context, body: dict[str, Any]) -> dict[str
     known = [(item, index[item]) for item in dict.fromkeys(input_list) if item in index]
     unknown = [item for item in dict.fromkeys(input_list) if item not in index]
     known = [(item, code) for item, code in known if allowed[code]]
-    candidates = np.zeros(len(allowed), dtype=bool)
-    candidates[[code for _, code in known]] = True
-    shift, scale = normalized(scores, candidates)
+    shift, scale = normalized(scores, np.array([code for _, code in known], dtype=np.int64))
     known.sort(key=lambda pair: (-float(scores[pair[1]]), pair[1]))
     ranking: list[dict[str, Any]] = [
         {"itemId": item, "score": round(float(math.exp((scores[code] - shift) / scale)), 7)}
