@@ -24,7 +24,11 @@ from sqlalchemy import select
 from openpersonalize.context import Context
 from openpersonalize.data import streamed
 from openpersonalize.data.schema import Schema, event_type_key
-from openpersonalize.errors import InvalidInputException, ResourceNotFoundException
+from openpersonalize.errors import (
+    InvalidInputException,
+    ResourceNotFoundException,
+    ServiceError,
+)
 from openpersonalize.filters.compiled import CompiledFilter, UserContext
 from openpersonalize.filters.expression import (
     Filter,
@@ -88,6 +92,10 @@ class _Lru:
         self._values: OrderedDict[Any, Any] = OrderedDict()
         self._lock = threading.Lock()
 
+    def holds(self, key: Any) -> bool:
+        with self._lock:
+            return key in self._values
+
     def get(self, key: Any, load: Callable[[], Any]) -> Any:
         with self._lock:
             if key in self._values:
@@ -105,11 +113,15 @@ class ModelCache:
     """Loaded models by solution version ARN (a few at a time; arrays are memory-mapped)."""
 
     def __init__(self, capacity: int = 8) -> None:
+        self.capacity = capacity
         self._models = _Lru(capacity)
 
     def get(self, context: Context, version_arn: str) -> Deployed:
         deployed: Deployed = self._models.get(version_arn, lambda: self._load(context, version_arn))
         return deployed
+
+    def __contains__(self, version_arn: str) -> bool:
+        return self._models.holds(version_arn)
 
     def _load(self, context: Context, version_arn: str) -> Deployed:
         with context.database.snapshot() as session:
@@ -246,6 +258,30 @@ def _recommender(context: Context, arn: str) -> dict[str, Any]:
     return _deployment(
         context, ("recommender", arn), lambda session: recommenders.serving_record(session, arn)
     )
+
+
+def warm_deployments(context: Context) -> int:
+    """Load the model, catalog and candidate index of each ACTIVE campaign and recommender
+    (the most recently changed, as many as the model cache holds) before a request needs
+    them: each server process has its own caches, and without this the first request that
+    reaches a process waits for the loads. Returns how many were warmed."""
+    kinds = {campaigns.KIND.resource_type: _campaign, recommenders.KIND.resource_type: _recommender}
+    with context.database.snapshot() as session:
+        rows = session.execute(
+            select(ResourceRow.resource_type, ResourceRow.arn)
+            .where(ResourceRow.resource_type.in_(kinds), ResourceRow.status == lifecycle.ACTIVE)
+            .order_by(ResourceRow.updated_at.desc())
+            .limit(MODELS.capacity)
+        ).all()
+    warmed = 0
+    for resource_type, arn in rows:
+        try:
+            deployment = kinds[resource_type](context, arn)
+            item_catalog(context, MODELS.get(context, deployment["servingVersionArn"]))
+        except ServiceError:  # changed or deleted meanwhile: the next round sees it
+            continue
+        warmed += 1
+    return warmed
 
 
 def forgotten_users(context: Context, deployed: Deployed) -> frozenset[str]:

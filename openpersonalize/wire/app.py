@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -40,6 +41,7 @@ import orjson
 from openpersonalize.api import handlers
 from openpersonalize.context import Context
 from openpersonalize.errors import InvalidInputException, ServiceError
+from openpersonalize.serving import engine
 from openpersonalize.wire import model, sigv4
 
 log = logging.getLogger("openpersonalize.wire")
@@ -58,6 +60,9 @@ MAX_JSON_DEPTH = 64
 INLINE_BODY_BYTES = 16_384
 INLINE_SECONDS = 0.005
 INLINE_KEYS = 10_000
+# How often each server process loads the models of newly deployed campaigns and recommenders
+# ahead of their first request (serving/engine.warm_deployments).
+WARM_SECONDS = 5.0
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -112,6 +117,7 @@ class App:
         # Seconds the last successful runtime request of each key took (read on the loop only).
         self.runtime_seconds: dict[tuple[str | None, ...], float] = {}
         self.console: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None
+        self.stopping = threading.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -157,12 +163,24 @@ class App:
             if message["type"] == "lifespan.startup":
                 for start in self.on_startup:
                     start()
+                threading.Thread(target=self._warm, name="warm-models", daemon=True).start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.stopping.set()
                 for stop in self.on_shutdown:
                     stop()
                 self.runtime_threads.shutdown(wait=False)
                 await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _warm(self) -> None:
+        """Load deployed models before their first request, now and every WARM_SECONDS."""
+        while True:
+            try:
+                engine.warm_deployments(self.context)
+            except Exception:  # e.g. the database is being replaced; the next round retries
+                log.debug("warming the deployed models failed", exc_info=True)
+            if self.stopping.wait(WARM_SECONDS):
                 return
 
     async def _runtime(self, scope: Scope, body: bytes) -> Reply:
