@@ -733,14 +733,16 @@ def get_recommendations(context: Context, body: dict[str, Any]) -> dict[str, Any
         )
     item_ids = request.deployed.artifacts.item_id_list
     probabilities = np.exp((chosen_scores.astype(np.float64) - shift) / scale).tolist()
-    item_list = []
-    for (code, reason), probability in zip(items, probabilities, strict=True):
-        entry: dict[str, Any] = {"itemId": item_ids[code], "score": round(probability, 7)}
-        if reason == "Promoted":
-            entry["promotionName"] = promotion_name
-        if reason:
-            entry["reason"] = [reason if reason != "Promoted" else "Promoted item"]
-        item_list.append(entry)
+    item_list: list[dict[str, Any]] = [
+        {"itemId": item_ids[code], "score": round(probability, 7)}
+        for code, probability in zip(chosen, probabilities, strict=True)
+    ]
+    if promoted or explore:
+        for entry, (_, reason) in zip(item_list, items, strict=True):
+            if reason == "Promoted":
+                entry["promotionName"] = promotion_name
+            if reason:
+                entry["reason"] = [reason if reason != "Promoted" else "Promoted item"]
     _attach_metadata(request, item_list, [code for code, _ in items], columns)
     return {"itemList": item_list, "recommendationId": _recommendation_id(body)}
 

@@ -286,15 +286,27 @@ def _string(shape: Shape) -> Validator:
 
 
 PATTERN_SECONDS = 0.05  # a model pattern that backtracks on some input gives up this soon
+# Values that matched, remembered (pattern, value) so the ARNs every request repeats are
+# matched once; cleared when this many are held.
+MATCHED_LIMIT = 4096
+_matched: set[tuple[str, str]] = set()
 
 
 def _matches(pattern: regex.Pattern[str], value: str) -> bool:
     """Whole-value match that cannot stall a request: a pattern still running after
     PATTERN_SECONDS counts as not matched (the value is malformed for every model pattern)."""
+    key = (pattern.pattern, value)
+    if key in _matched:
+        return True
     try:
-        return pattern.fullmatch(value, timeout=PATTERN_SECONDS) is not None
+        matched = pattern.fullmatch(value, timeout=PATTERN_SECONDS) is not None
     except TimeoutError:
         return False
+    if matched:
+        if len(_matched) >= MATCHED_LIMIT:
+            _matched.clear()
+        _matched.add(key)
+    return matched
 
 
 def _number(shape: Shape, *, integral: bool) -> Validator:
@@ -400,6 +412,8 @@ def _compile_output(shape: Shape, compiled: dict[str, Serializer]) -> Serializer
         member = _compile_output(shape.member, compiled)
         if member is _as_is:
             serializer = list
+        elif shape.member.type_name == "structure":
+            serializer = _output_structure(shape.member, compiled, many=True)
         else:
             serializer = lambda value: [member(item) for item in value]  # noqa: E731
     elif kind == "map":
@@ -415,7 +429,11 @@ def _compile_output(shape: Shape, compiled: dict[str, Serializer]) -> Serializer
     return serializer
 
 
-def _output_structure(shape: Shape, compiled: dict[str, Serializer]) -> Serializer:
+def _output_structure(
+    shape: Shape, compiled: dict[str, Serializer], *, many: bool = False
+) -> Serializer:
+    """The serializer of a structure, or with `many` of a list of them (one comprehension
+    for the whole list: GetRecommendations answers up to 500 of them)."""
     members = {name: _compile_output(member, compiled) for name, member in shape.members.items()}
     # Recursive members read the finished entry at call time, so only plain ones are pinned.
     plain = frozenset(name for name, serializer in members.items() if serializer is _as_is)
@@ -430,7 +448,19 @@ def _output_structure(shape: Shape, compiled: dict[str, Serializer]) -> Serializ
             if item is not None and name in members
         }
 
-    return serialize
+    def serialize_many(values: Any) -> Any:
+        return [
+            {
+                name: item if name in plain else members[name](item)
+                for name, item in value.items()
+                if item is not None and name in members
+            }
+            if isinstance(value, dict)
+            else {}
+            for value in values
+        ]
+
+    return serialize_many if many else serialize
 
 
 def _epoch_seconds(value: Any) -> float:
