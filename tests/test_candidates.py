@@ -41,7 +41,9 @@ def test_every_item_belongs_to_exactly_one_cluster() -> None:
     items, _ = _taste_factors(np.random.default_rng(1), 5_000)
     index = ClusteredItems(items)
     assert sorted(index.order.tolist()) == list(range(len(items)))
-    assert index.offsets[0] == 0 and index.offsets[-1] == len(items)
+    # The tiny clusters' items come first, as one block; then the probed clusters, in order.
+    assert index.offsets[0] == index.always and index.offsets[-1] == len(items)
+    assert len(index.offsets) == len(index.centroids) + 1
     np.testing.assert_array_equal(index.factors, items[index.order])
 
 

@@ -20,6 +20,7 @@ KMEANS_ITERATIONS = 8
 # probes per request (each a Python-level step) for the same share of the catalog scored.
 CLUSTERS_PER_SQRT_ITEMS = 0.5
 KMEANS_SAMPLE = 20_000  # items the centroids are fitted on; all items are then assigned
+SMALL_CLUSTER = 4.0  # a cluster under 1/SMALL_CLUSTER of the mean size is never probed alone
 
 
 class ClusteredItems:
@@ -31,11 +32,20 @@ class ClusteredItems:
         n_clusters = max(1, int(round(np.sqrt(n_items) * CLUSTERS_PER_SQRT_ITEMS)))
         centroids = _kmeans(factors, n_clusters, np.random.default_rng(seed))
         assignment = _nearest(factors, centroids)
-        self.order = np.argsort(assignment, kind="stable").astype(np.int64)
         sizes = np.bincount(assignment, minlength=n_clusters)
-        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        # Trained factors are skewed: besides ordinary clusters k-means leaves many tiny ones
+        # (a few items each, often ones that score high). Probing them one by one would cost
+        # a Python-level step per few items, so their items form one block at the front that
+        # every request scores in a single product, and only the others are probed.
+        small = sizes < len(factors) / n_clusters / SMALL_CLUSTER
+        rank = np.empty(n_clusters, dtype=np.int64)
+        rank[np.argsort(~small, kind="stable")] = np.arange(n_clusters)
+        self.order = np.argsort(rank[assignment], kind="stable").astype(np.int64)
+        self.always = int(sizes[small].sum())  # items of the front block
+        large = np.flatnonzero(~small)
+        self.offsets = self.always + np.concatenate([[0], np.cumsum(sizes[large])]).astype(np.int64)
         self.factors = factors[self.order]  # cluster-contiguous copy: each probe is one slice
-        self.centroids = centroids
+        self.centroids = centroids[large]
         self.n_items = n_items
 
     def scores(self, user_vector: np.ndarray, min_candidates: int) -> tuple[np.ndarray, np.ndarray]:
@@ -44,13 +54,14 @@ class ClusteredItems:
         for every other item; and the codes of the items scored, so that what follows works
         on them alone rather than on the whole catalog."""
         wanted = max(min_candidates, int(self.n_items * CANDIDATE_FRACTION))
-        ranked_clusters = np.argsort(-(self.centroids @ user_vector))
-        sizes = np.diff(self.offsets)[ranked_clusters]
-        probes = int(np.searchsorted(np.cumsum(sizes), wanted)) + 1
-        chosen = ranked_clusters[:probes]
-        spans = list(
-            zip(self.offsets[chosen].tolist(), self.offsets[chosen + 1].tolist(), strict=True)
-        )
+        spans = [(0, self.always)] if self.always else []
+        if len(self.centroids) and wanted > self.always:
+            ranked_clusters = np.argsort(-(self.centroids @ user_vector))
+            sizes = np.diff(self.offsets)[ranked_clusters]
+            probes = int(np.searchsorted(np.cumsum(sizes), wanted - self.always)) + 1
+            chosen = ranked_clusters[:probes]
+            starts, ends = self.offsets[chosen].tolist(), self.offsets[chosen + 1].tolist()
+            spans += list(zip(starts, ends, strict=True))
         codes = np.concatenate([self.order[start:end] for start, end in spans])
         scores = np.full(self.n_items, -np.inf, dtype=np.float32)
         scores[codes] = np.concatenate(
