@@ -88,9 +88,7 @@ def serve(settings: Settings) -> int:
 
     threadpool_limits(limits=1, user_api="blas")
     app = create_app(context, on_startup=[pool.start], on_shutdown=[pool.stop])
-    uvicorn.run(
-        app, host=settings.host, port=settings.port, log_level="warning", access_log=False
-    )
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
     return 0
 
 

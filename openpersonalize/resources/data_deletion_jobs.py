@@ -121,7 +121,7 @@ def _run(job: runner.JobHandle) -> None:
     with context.database.transaction() as session:
         targets = {
             dataset.arn: list(dataset.attributes.get("files", []))
-            for dataset in list(solutions.datasets_of(session, group_arn).values())
+            for dataset in solutions.datasets_of(session, group_arn).values()
             if dataset.attributes["datasetType"] in USER_DATASETS
         }
     # Rewritten files first, outside any transaction: old key -> new key (None: no rows left).

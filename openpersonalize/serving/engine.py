@@ -113,8 +113,11 @@ class ModelCache:
     """Loaded models by solution version ARN (a few at a time; arrays are memory-mapped)."""
 
     def __init__(self, capacity: int = 8) -> None:
-        self.capacity = capacity
         self._models = _Lru(capacity)
+
+    @property
+    def capacity(self) -> int:
+        return self._models.capacity
 
     def get(self, context: Context, version_arn: str) -> Deployed:
         deployed: Deployed = self._models.get(version_arn, lambda: self._load(context, version_arn))

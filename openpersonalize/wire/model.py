@@ -412,8 +412,6 @@ def _compile_output(shape: Shape, compiled: dict[str, Serializer]) -> Serializer
         member = _compile_output(shape.member, compiled)
         if member is _as_is:
             serializer = list
-        elif shape.member.type_name == "structure":
-            serializer = _output_structure(shape.member, compiled, many=True)
         else:
             serializer = lambda value: [member(item) for item in value]  # noqa: E731
     elif kind == "map":
@@ -429,11 +427,7 @@ def _compile_output(shape: Shape, compiled: dict[str, Serializer]) -> Serializer
     return serializer
 
 
-def _output_structure(
-    shape: Shape, compiled: dict[str, Serializer], *, many: bool = False
-) -> Serializer:
-    """The serializer of a structure, or with `many` of a list of them (one comprehension
-    for the whole list: GetRecommendations answers up to 500 of them)."""
+def _output_structure(shape: Shape, compiled: dict[str, Serializer]) -> Serializer:
     members = {name: _compile_output(member, compiled) for name, member in shape.members.items()}
     # Recursive members read the finished entry at call time, so only plain ones are pinned.
     plain = frozenset(name for name, serializer in members.items() if serializer is _as_is)
@@ -448,19 +442,7 @@ def _output_structure(
             if item is not None and name in members
         }
 
-    def serialize_many(values: Any) -> Any:
-        return [
-            {
-                name: item if name in plain else members[name](item)
-                for name, item in value.items()
-                if item is not None and name in members
-            }
-            if isinstance(value, dict)
-            else {}
-            for value in values
-        ]
-
-    return serialize_many if many else serialize
+    return serialize
 
 
 def _epoch_seconds(value: Any) -> float:
